@@ -1,0 +1,154 @@
+"""The ``affectflow`` command line: run, sql, plot, demo, train, evaluate.
+
+Errors a user can fix are one line on stderr with a non-zero exit status; stack
+traces only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+EXIT_FAILED_VIDEOS = 1  # the run finished, but some videos failed
+EXIT_USAGE = 2
+EXIT_FATAL = 3  # nothing could run: missing tool, missing source, bad output root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return EXIT_USAGE
+    _quiet_prefect(args.verbose)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - the one place that turns errors into exit codes
+        if args.debug:
+            raise
+        print(f"error: {_one_line(err)}", file=sys.stderr)
+        return EXIT_FATAL
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="affectflow",
+        description="Per-frame valence/arousal for video corpora (RCMA over faces, voice and words).",
+        epilog="Run `affectflow COMMAND --help` for the options of a command.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show stack traces instead of one-line errors")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show Prefect's task logs")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    _add_run(commands)
+    _add_demo(commands)
+    for module in _command_modules():
+        module.add_commands(commands)
+    return parser
+
+
+def _command_modules() -> list:
+    """Command groups owned by their own modules (SQL and plots, training)."""
+    from flows import cli_query
+
+    modules = [cli_query]
+    try:
+        from flows import cli_train
+
+        modules.append(cli_train)
+    except ImportError:
+        pass
+    return modules
+
+
+def _add_run(commands: argparse._SubParsersAction) -> None:
+    from tasks.config import ALL_STAGES, DEFAULT_FPS
+
+    run = commands.add_parser(
+        "run",
+        help="process every video under SOURCE into tables under OUT",
+        description=(
+            "Process every video under SOURCE (a folder, a file, or an fsspec URL such as s3://bucket/prefix) "
+            "into Parquet tables under OUT. Videos already done with the same bytes and configuration are "
+            "skipped. Exit status: 0 when every video is ok or skipped, 1 when any failed (after the rest finished)."
+        ),
+    )
+    run.add_argument("source", help="folder, video file or URL (s3://bucket/prefix) to process")
+    run.add_argument("--out", required=True, help="output root for the tables (folder or s3://bucket/prefix)")
+    run.add_argument("--force", action="store_true", help="redo videos that are already done")
+    run.add_argument("--workers", type=_positive_int, default=1, help="videos processed at once (default 1)")
+    run.add_argument("--fps", type=float, default=DEFAULT_FPS, help=f"analysed frames per second (default {DEFAULT_FPS:g})")
+    run.add_argument(
+        "--stages",
+        default=",".join(ALL_STAGES),
+        help=f"comma-separated analysis stages to run (default all: {','.join(ALL_STAGES)})",
+    )
+    run.add_argument("--video-timeout", type=float, default=3600.0, help="seconds before one video is given up (default 3600)")
+    run.add_argument("--work-dir", help="scratch space for staged files (default: the system temp dir)")
+    run.set_defaults(func=cmd_run)
+
+
+def _add_demo(commands: argparse._SubParsersAction) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="generate demo videos, run the whole pipeline on them and query the result",
+        description="Generates short videos with real faces and two-speaker speech, runs the pipeline, prints a summary.",
+    )
+    demo.add_argument("--dir", default="demo-out", help="where the demo media and tables go (default ./demo-out)")
+    demo.set_defaults(func=cmd_demo)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from flows.runner import run_with_progress
+
+    stages = [s for s in args.stages.split(",") if s]
+    summary = run_with_progress(
+        args.source,
+        args.out,
+        fps=args.fps,
+        force=args.force,
+        workers=args.workers,
+        stages=stages,
+        video_timeout_s=args.video_timeout,
+        work_dir=args.work_dir,
+    )
+    return 0 if summary.ok else EXIT_FAILED_VIDEOS
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from flows.demo import run_demo
+
+    return run_demo(args.dir)
+
+
+def _quiet_prefect(verbose: bool) -> None:
+    """Prefect's per-task lines drown a CLI that prints one line per video; --verbose brings them back.
+
+    A failed video's error is in that line, the videos table and the Prefect UI, so
+    the task engine's tracebacks are only shown with --verbose.
+    """
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry writes racing on SQLite
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL", "CRITICAL")
+        os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "CRITICAL")
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""The corpus flow: discover videos, skip finished ones, fan out ``process-video``, record the run."""
+
+from __future__ import annotations
+
+import json
+import platform
+import uuid
+from collections.abc import Callable, Iterable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.context import get_run_context
+from prefect.futures import PrefectFuture, as_completed
+
+from flows.video import IO_RETRIES, VideoResult, process_video_task
+from tasks import media
+from tasks.config import ALL_STAGES, PipelineConfig, pipeline_version
+from tasks.discover import SourceFile, discover
+from tasks.store import Store, to_table
+
+OnVideoDone = Callable[[VideoResult, int, int], None]  # (result, n_done, n_total)
+
+# Who hears about each finished video (the CLI's progress bar). A context variable,
+# not a flow parameter, because a callback is not a parameter a deployment can carry.
+video_done_listener: ContextVar[OnVideoDone | None] = ContextVar("video_done_listener", default=None)
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    source: str
+    out: str
+    results: list[VideoResult] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.results)
+
+    @property
+    def ok(self) -> bool:
+        return self.count("failed") == 0
+
+
+@task(name="discover", **IO_RETRIES)
+def discover_videos(source: str) -> list[SourceFile]:
+    return discover(source)
+
+
+def is_finished(store: Store, source: SourceFile, config: PipelineConfig) -> bool:
+    """Done before with the same bytes and the same config, and not worth retrying."""
+    entry = store.read_manifest(source.uri)
+    return bool(
+        entry
+        and entry.get("size_bytes") == source.size_bytes
+        and entry.get("version") == source.version
+        and entry.get("config_hash") == config.hash()
+        and not entry.get("retry")
+        and store.committed(entry.get("video_id", ""))
+    )
+
+
+def run_corpus(
+    source: str,
+    out: str,
+    config: PipelineConfig,
+    *,
+    force: bool = False,
+    workers: int = 1,
+    video_timeout_s: float | None = None,
+    work_dir: str | None = None,
+) -> RunSummary:
+    """Body of the corpus flow (see ``process_corpus``)."""
+    on_video_done = video_done_listener.get()
+    logger = get_run_logger()
+    started = datetime.now(UTC)
+    run_id = _run_id()
+    store = Store(out)
+    media.check_tools()
+    files = discover_videos(source)
+    summary = RunSummary(run_id, source, out)
+    todo = []
+    for source_file in files:
+        if not force and is_finished(store, source_file, config):
+            summary.results.append(VideoResult(source_file.uri, "skipped"))
+        else:
+            todo.append(source_file)
+    logger.info("%d videos under %s: %d to process, %d already done", len(files), source, len(todo), len(files) - len(todo))
+    for result in summary.results:
+        _report(result, summary, len(files), on_video_done)
+    jobs = _bounded_map(process_video_task, todo, workers, out, config, run_id, work_dir, video_timeout_s)
+    for source_file, future in jobs:
+        _report(_outcome(source_file, future), summary, len(files), on_video_done)
+    summary.elapsed_s = (datetime.now(UTC) - started).total_seconds()
+    store.write("runs", run_id, to_table("runs", [_run_row(summary, config, started, force, workers)]))
+    logger.info("run %s: %d ok, %d failed, %d skipped", run_id, summary.count("ok"), summary.count("failed"), summary.count("skipped"))
+    return summary
+
+
+def _bounded_map(
+    video_task: Any, files: list[SourceFile], workers: int, *args: Any
+) -> Iterable[tuple[SourceFile, PrefectFuture[VideoResult]]]:
+    """Submit at most ``workers`` videos at once; yield each as it finishes."""
+    pending = iter(files)
+    running: dict[PrefectFuture[VideoResult], SourceFile] = {}
+    while True:
+        while len(running) < max(1, workers) and (source_file := next(pending, None)) is not None:
+            running[video_task.submit(source_file, *args)] = source_file
+        if not running:
+            return
+        done = next(as_completed(list(running)))
+        yield running.pop(done), done
+
+
+def _outcome(source_file: SourceFile, future: PrefectFuture[VideoResult]) -> VideoResult:
+    try:
+        return future.result()
+    except Exception as err:  # noqa: BLE001 - recorded, the corpus goes on
+        return VideoResult(source_file.uri, "failed", error=f"{type(err).__name__}: {err}")
+
+
+def _report(result: VideoResult, summary: RunSummary, total: int, on_video_done: OnVideoDone | None) -> None:
+    if result not in summary.results:
+        summary.results.append(result)
+    if on_video_done is not None:
+        on_video_done(result, len(summary.results), total)
+
+
+def _run_id() -> str:
+    try:
+        return str(get_run_context().flow_run.id)  # type: ignore[union-attr]
+    except Exception:  # noqa: BLE001 - not inside a flow run
+        return uuid.uuid4().hex
+
+
+def _run_row(summary: RunSummary, config: PipelineConfig, started: datetime, force: bool, workers: int) -> dict[str, Any]:
+    return {
+        "run_id": summary.run_id,
+        "flow": "process-corpus",
+        "started": started,
+        "finished": datetime.now(UTC),
+        "source": summary.source,
+        "out": summary.out,
+        "n_ok": summary.count("ok"),
+        "n_failed": summary.count("failed"),
+        "n_skipped": summary.count("skipped"),
+        "parameters": json.dumps({"config": json.loads(config.to_json()), "force": force, "workers": workers}),
+        "versions": json.dumps({"affectflow": pipeline_version(), "python": platform.python_version()}),
+    }
+
+
+@flow(name="process-corpus", log_prints=True)
+def process_corpus(
+    source: str,
+    out: str,
+    fps: float = PipelineConfig.fps,
+    force: bool = False,
+    workers: int = 1,
+    video_timeout_s: float | None = 3600.0,
+    stages: list[str] | None = None,
+    work_dir: str | None = None,
+) -> RunSummary:
+    """Process every video under ``source`` (folder or s3:// prefix) into tables under ``out``.
+
+    Videos already done with the same bytes and configuration are skipped; one bad
+    video is recorded as failed and never stops the others.
+    """
+    config = PipelineConfig(fps=fps, stages=tuple(stages) if stages is not None else ALL_STAGES)
+    return run_corpus(
+        source, out, config, force=force, workers=workers, video_timeout_s=video_timeout_s, work_dir=work_dir
+    )

@@ -1,0 +1,43 @@
+"""Run the corpus flow from the command line: a progress bar and a printed summary."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from tqdm import tqdm
+
+from flows.corpus import RunSummary, process_corpus, video_done_listener
+from flows.video import VideoResult
+
+
+def run_with_progress(source: str, out: str, **options: Any) -> RunSummary:
+    """Run ``process-corpus`` in this process and print one line per video and a summary."""
+    bar = tqdm(total=0, unit="video", desc="videos", file=sys.stderr, disable=None, dynamic_ncols=True)
+
+    def on_video_done(result: VideoResult, done: int, total: int) -> None:
+        bar.total = total
+        bar.update(1)
+        bar.write(_line(result), file=sys.stderr)
+
+    token = video_done_listener.set(on_video_done)
+    try:
+        summary: RunSummary = process_corpus(source, out, **options)
+    finally:
+        video_done_listener.reset(token)
+        bar.close()
+    print_summary(summary)
+    return summary
+
+
+def _line(result: VideoResult) -> str:
+    timing = f"{result.elapsed_s:6.1f}s" if result.status != "skipped" else "       "
+    error = f"  {result.error}" if result.error else ""
+    return f"{result.status:>7} {timing}  {result.name}{error}"
+
+
+def print_summary(summary: RunSummary) -> None:
+    print(
+        f"run {summary.run_id}: {summary.count('ok')} ok, {summary.count('failed')} failed, "
+        f"{summary.count('skipped')} skipped in {summary.elapsed_s:.1f}s; tables under {summary.out}"
+    )

@@ -1,0 +1,251 @@
+"""The per-video DAG: stage → probe → (faces | audio → diarize, transcribe) → emotions → write.
+
+``run_video`` composes the stage tasks; it is exposed both as the flow
+``process-video`` (run one video alone) and as the task the corpus flow maps, so the
+same code runs in-process, on a Prefect worker or on a Dask cluster.
+A failure in any stage becomes a recorded ``failed`` row, never an exception that
+stops the corpus.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pyarrow as pa
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from flows.stages import STAGES, StageOutputs
+from tasks import media
+from tasks.config import PipelineConfig, pipeline_version
+from tasks.discover import SourceFile
+from tasks.media import MediaError, MediaInfo, StagedVideo
+from tasks.progress import Hook, no_progress
+from tasks.store import Store, StoreError
+
+T = TypeVar("T")
+IO_RETRIES: dict[str, Any] = dict(retries=3, retry_delay_seconds=[1, 4, 16], cache_policy=NO_CACHE)
+
+
+def _retry_io(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry transient I/O; a bad file stays bad however often it is read."""
+    try:
+        state.result()
+    except (MediaError, FileNotFoundError, IsADirectoryError, PermissionError):
+        return False
+    except Exception:  # noqa: BLE001 - anything else may be transient (network, S3 5xx)
+        return True
+    return False
+
+
+@task(name="stage", **IO_RETRIES, retry_condition_fn=_retry_io)
+def stage_video(uri: str, work_dir: Path) -> StagedVideo:
+    return media.stage(uri, work_dir)
+
+
+@task(name="probe", cache_policy=NO_CACHE)
+def probe_video(staged: StagedVideo) -> MediaInfo:
+    return media.probe(staged.path)
+
+
+@task(name="extract-audio", cache_policy=NO_CACHE)
+def extract_audio(staged: StagedVideo, info: MediaInfo, work_dir: Path) -> Path | None:
+    return media.extract_audio(staged.path, info, work_dir / "audio.wav")
+
+
+@task(name="write-tables", **IO_RETRIES, retry_condition_fn=_retry_io)
+def write_tables(out: str, video_id: str, tables: dict[str, pa.Table], row: dict[str, Any]) -> None:
+    Store(out).write_video(video_id, tables, row)
+
+
+@dataclass
+class VideoResult:
+    """What the corpus flow learns about one video (also its line in the run summary)."""
+
+    uri: str
+    status: str  # ok | failed | skipped
+    video_id: str = ""
+    error: str = ""
+    elapsed_s: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.uri.rstrip("/").rsplit("/", 1)[-1]
+
+
+_model_locks: dict[str, threading.Lock] = {}
+
+
+@contextmanager
+def _one_at_a_time(stage: str) -> Iterator[None]:
+    """Models are loaded once per process and shared; their runtimes are not thread-safe."""
+    lock = _model_locks.setdefault(stage, threading.Lock())
+    with lock:
+        yield
+
+
+class VideoTimeout(Exception):
+    """The video took longer than its budget (a pathological file must not hold a nightly run)."""
+
+
+def deadline_hook(timeout_s: float | None) -> Hook:
+    """A progress hook that stops the video once ``timeout_s`` has passed.
+
+    Cooperative on purpose: stages call hooks between batches, so the stop comes at a
+    clean point, in any process or thread (a thread cannot be killed from outside).
+    """
+    if not timeout_s:
+        return no_progress
+    end = time.monotonic() + timeout_s
+
+    def hook(step: str, completed: int, total: int | None) -> None:
+        if time.monotonic() > end:
+            raise VideoTimeout(f"timed out after {timeout_s:g} s (during {step})")
+
+    return hook
+
+
+def run_video(
+    source: SourceFile,
+    out: str,
+    config: PipelineConfig,
+    run_id: str,
+    work_root: str | None = None,
+    timeout_s: float | None = None,
+) -> VideoResult:
+    """Process one video end to end and commit its tables; return its status."""
+    started = datetime.now(UTC)
+    clock = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def timed(name: str, fn: Callable[..., T], *args: Any) -> T:
+        begin = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - begin, 3)
+
+    work_dir = Path(tempfile.mkdtemp(prefix="affectflow-", dir=work_root))
+    staged: StagedVideo | None = None
+    info: MediaInfo | None = None
+    row: dict[str, Any] = {"uri": source.uri, "name": source.name, "size_bytes": source.size_bytes}
+    try:
+        staged = timed("stage", stage_video, source.uri, work_dir)
+        info = timed("probe", probe_video, staged)
+        outputs = StageOutputs(staged, info, config, work_dir, hook=deadline_hook(timeout_s))
+        outputs.wav = timed("audio", extract_audio, staged, info, work_dir)
+        for stage in STAGES:
+            if stage.name in config.stages and stage.ready(outputs):
+                with _one_at_a_time(stage.name):
+                    timed(stage.name, stage.run, outputs)
+        status, error = "ok", ""
+    except MediaError as err:
+        status, error = "failed", f"bad input: {err}"
+        outputs = None
+    except Exception as err:  # noqa: BLE001 - one bad video must never stop the corpus
+        status, error = "failed", f"{type(err).__name__}: {err}"
+        outputs = None
+        _log().error("%s failed:\n%s", source.uri, traceback.format_exc())
+    video_id = staged.video_id if staged else f"u{_short_hash(source.uri)}"
+    row.update(_video_row(video_id, info, config, run_id, status, error, started, timings))
+    if outputs is not None:
+        row["n_frames_analysed"] = outputs.n_frames_analysed
+        row["backends"] = json.dumps(outputs.backends, sort_keys=True)
+    tables = outputs.tables(video_id) if outputs is not None else {}
+    try:
+        row["elapsed_s"] = round(time.perf_counter() - clock, 3)
+        row["finished"] = datetime.now(UTC)
+        timed("write", write_tables, out, video_id, tables, row)
+        Store(out).write_manifest(source.uri, _manifest(source, video_id, config, status, error))
+    except StoreError as err:
+        status, error = "failed", str(err)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    _log().info("%s %s in %.1fs %s", status, source.name, time.perf_counter() - clock, error)
+    return VideoResult(source.uri, status, video_id, error, round(time.perf_counter() - clock, 3), timings)
+
+
+def _video_row(
+    video_id: str,
+    info: MediaInfo | None,
+    config: PipelineConfig,
+    run_id: str,
+    status: str,
+    error: str,
+    started: datetime,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "video_id": video_id,
+        "analysis_fps": config.fps,
+        "status": status,
+        "error": error or None,
+        "run_id": run_id,
+        "started": started,
+        "stage_seconds": json.dumps(timings, sort_keys=True),
+        "config_hash": config.hash(),
+        "pipeline_version": pipeline_version(),
+    }
+    if info is not None:
+        row.update(
+            duration_s=info.duration_s,
+            fps=info.fps,
+            width=info.width,
+            height=info.height,
+            n_frames=info.n_frames,
+            has_audio=info.has_audio,
+        )
+    return row
+
+
+def _manifest(source: SourceFile, video_id: str, config: PipelineConfig, status: str, error: str) -> dict[str, Any]:
+    return {
+        "uri": source.uri,
+        "size_bytes": source.size_bytes,
+        "version": source.version,
+        "video_id": video_id,
+        "config_hash": config.hash(),
+        "status": status,
+        # A bad file stays bad: only failures that are not about the input are retried.
+        "retry": status == "failed" and not error.startswith("bad input"),
+        "finished": datetime.now(UTC).isoformat(),
+    }
+
+
+def _short_hash(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:15]
+
+
+def _log() -> Any:
+    try:
+        return get_run_logger()
+    except Exception:  # noqa: BLE001 - outside a Prefect run: plain logging
+        import logging
+
+        return logging.getLogger("affectflow")
+
+
+@flow(name="process-video", log_prints=True)
+def process_video(uri: str, out: str, fps: float = 5.0, run_id: str = "adhoc") -> dict[str, Any]:
+    """Run the per-video DAG on one video (local path or fsspec URL)."""
+    from tasks.discover import discover
+
+    (source,) = discover(uri)
+    return run_video(source, out, PipelineConfig(fps=fps), run_id).__dict__
+
+
+process_video_task = task(run_video, name="process-video", cache_policy=NO_CACHE)

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Set up affectflow on a fresh Debian machine (Python 3.11): system tools, a virtual
+# environment in .venv, and every Python package, pinned. Safe to re-run.
+#
+# Why the steps look like this (details in README "Dependencies"):
+# - torch/torchaudio 2.11.0 come first: pyannote.audio and whisperx need torchaudio, and
+#   2.11 is the newest torchaudio on the registry (it needs exactly torch 2.11.0).
+# - A few packages go in with --no-deps because their declared pins are only conservative
+#   or pull a second OpenCV; their real needs are declared in pyproject.toml.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for tool in ffmpeg ffprobe espeak-ng sox; do command -v "$tool" >/dev/null || need+=("$tool"); done
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "missing: ${need[*]} — install them with: sudo apt-get install -y ffmpeg espeak-ng sox" >&2
+    exit 1
+  fi
+  echo "installing system packages: ffmpeg espeak-ng sox"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg espeak-ng sox >/dev/null
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
+echo "installing torch 2.11.0 + torchaudio 2.11.0"
+"${pip[@]}" torch==2.11.0 torchaudio==2.11.0
+echo "installing affectflow and its dependencies"
+"${pip[@]}" -c constraints.txt -e '.[dev,dask]'
+echo "setup done: $(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'), .venv/bin/affectflow"

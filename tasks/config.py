@@ -1,0 +1,47 @@
+"""One typed configuration for a pipeline run, passed down explicitly.
+
+Its hash goes into every video's manifest: a video is redone when the file or
+anything here that changes results (rate, backends, weights) changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from importlib.metadata import PackageNotFoundError, version
+
+DEFAULT_FPS = 5.0  # analysed frames per second: emotion moves slower than video
+ALL_STAGES = ("faces", "diarize", "transcribe", "emotions")
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts")
+
+
+def pipeline_version() -> str:
+    try:
+        return version("affectflow")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    fps: float = DEFAULT_FPS
+    max_side: int = 1280  # analysed frames are shrunk so their longer side is at most this
+    stages: tuple[str, ...] = ALL_STAGES  # which analysis stages run (media staging always does)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.fps <= 120:
+            raise ValueError(f"fps must be in (0, 120], got {self.fps}")
+        unknown = set(self.stages) - set(ALL_STAGES)
+        if unknown:
+            raise ValueError(f"unknown stage(s) {sorted(unknown)}; choose from {', '.join(ALL_STAGES)}")
+        if self.max_side < 64:
+            raise ValueError(f"max_side must be at least 64 pixels, got {self.max_side}")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, default=str)
+
+    def hash(self) -> str:
+        """Identifies everything that changes results; not paths to scratch space."""
+        payload = f"{pipeline_version()}|{self.to_json()}"
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -1,0 +1,60 @@
+"""Find the videos under a corpus root (local folder or any fsspec URL)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import fsspec
+
+from tasks.config import VIDEO_EXTENSIONS
+from tasks.fs import is_local
+
+
+class SourceError(Exception):
+    """The corpus root does not exist, cannot be listed, or holds no videos."""
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    uri: str
+    size_bytes: int
+    version: str  # mtime (local) or ETag (object stores): changes when the bytes change
+
+    @property
+    def name(self) -> str:
+        return self.uri.rstrip("/").rsplit("/", 1)[-1]
+
+
+def discover(source: str, extensions: tuple[str, ...] = VIDEO_EXTENSIONS) -> list[SourceFile]:
+    """Every file under ``source`` whose name ends with a video extension, sorted by URI."""
+    fs, root = fsspec.core.url_to_fs(source)
+    if not fs.exists(root):
+        raise SourceError(f"source not found: {source}")
+    if fs.isfile(root):
+        entries = {root: fs.info(root)}
+    else:
+        entries = fs.find(root, detail=True)
+    files = [
+        SourceFile(_uri(fs, path, source), int(info.get("size") or 0), _version(info))
+        for path, info in entries.items()
+        if path.lower().endswith(extensions) and not _hidden(path[len(root) :])
+    ]
+    return sorted(files, key=lambda f: f.uri)
+
+
+def _uri(fs: fsspec.AbstractFileSystem, path: str, source: str) -> str:
+    if is_local(fs):
+        return path
+    protocol = source.split("://", 1)[0]
+    return f"{protocol}://{path}"
+
+
+def _version(info: dict) -> str:
+    for key in ("ETag", "etag", "mtime", "LastModified", "last_modified", "created"):
+        if info.get(key) is not None:
+            return str(info[key]).strip('"')
+    return ""
+
+
+def _hidden(path: str) -> bool:
+    return any(part.startswith(".") for part in path.split("/") if part)

@@ -1,0 +1,15 @@
+"""The one progress mechanism shared by all stages (after pyannote.audio's hooks).
+
+A stage calls ``hook(step, completed, total)`` at its natural steps; whoever runs
+the stage decides what that means (a CLI bar, a Prefect artifact, a log line).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+Hook = Callable[[str, int, "int | None"], None]
+
+
+def no_progress(step: str, completed: int, total: int | None) -> None:
+    """The default hook: report nothing."""

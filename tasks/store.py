@@ -1,0 +1,242 @@
+"""The store: Parquet tables on a local or fsspec output root, written atomically.
+
+Layout (Hive-style, so DuckDB sees ``video_id`` as a column and pruning works)::
+
+    <out>/<table>/video_id=<id>/part-0.parquet      per-video tables
+    <out>/runs/run_id=<id>/part-0.parquet           one file per flow run
+    <out>/_manifest/<key>.json                      per source file: what was done, with which config
+
+Visibility rule: a video's rows count only once its ``videos`` row exists. The
+``videos`` file is written last and deleted first when a video is redone, and the
+SQL views semi-join on it, so a crash mid-video never shows partial rows.
+Only this module writes tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tasks.fs import is_local
+
+_landmarks = pa.list_(pa.float32(), 10)  # 5 points (x, y): eyes, nose, mouth corners
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "videos": pa.schema(
+        [
+            ("video_id", pa.string()),
+            ("uri", pa.string()),
+            ("name", pa.string()),
+            ("size_bytes", pa.int64()),
+            ("duration_s", pa.float64()),
+            ("fps", pa.float64()),
+            ("width", pa.int32()),
+            ("height", pa.int32()),
+            ("n_frames", pa.int64()),
+            ("has_audio", pa.bool_()),
+            ("analysis_fps", pa.float64()),
+            ("n_frames_analysed", pa.int64()),
+            ("status", pa.string()),  # ok | failed
+            ("error", pa.string()),
+            ("run_id", pa.string()),
+            ("started", pa.timestamp("us", tz="UTC")),
+            ("finished", pa.timestamp("us", tz="UTC")),
+            ("elapsed_s", pa.float64()),
+            ("stage_seconds", pa.string()),  # JSON {stage: seconds}
+            ("config_hash", pa.string()),
+            ("pipeline_version", pa.string()),
+            ("backends", pa.string()),  # JSON {stage: backend and weights that produced it}
+        ]
+    ),
+    "faces": pa.schema(
+        [
+            ("video_id", pa.string()),
+            ("track_id", pa.int32()),
+            ("frame", pa.int64()),
+            ("t", pa.float64()),
+            ("x1", pa.float32()),
+            ("y1", pa.float32()),
+            ("x2", pa.float32()),
+            ("y2", pa.float32()),
+            ("score", pa.float32()),
+            ("landmarks", _landmarks),
+        ]
+    ),
+    "speaker_turns": pa.schema(
+        [
+            ("video_id", pa.string()),
+            ("speaker", pa.string()),
+            ("start", pa.float64()),
+            ("end", pa.float64()),
+            ("model", pa.string()),
+        ]
+    ),
+    "words": pa.schema(
+        [
+            ("video_id", pa.string()),
+            ("word", pa.string()),
+            ("start", pa.float64()),
+            ("end", pa.float64()),
+            ("score", pa.float32()),
+            ("speaker", pa.string()),
+            ("segment", pa.int32()),
+            ("model", pa.string()),
+        ]
+    ),
+    "emotions": pa.schema(
+        [
+            ("video_id", pa.string()),
+            ("track_id", pa.int32()),
+            ("frame", pa.int64()),
+            ("t", pa.float64()),
+            ("valence", pa.float32()),
+            ("arousal", pa.float32()),
+            ("speaker", pa.string()),
+            ("model", pa.string()),
+        ]
+    ),
+    "runs": pa.schema(
+        [
+            ("run_id", pa.string()),
+            ("flow", pa.string()),
+            ("started", pa.timestamp("us", tz="UTC")),
+            ("finished", pa.timestamp("us", tz="UTC")),
+            ("source", pa.string()),
+            ("out", pa.string()),
+            ("n_ok", pa.int32()),
+            ("n_failed", pa.int32()),
+            ("n_skipped", pa.int32()),
+            ("parameters", pa.string()),  # JSON
+            ("versions", pa.string()),  # JSON
+        ]
+    ),
+}
+VIDEO_TABLES = ("faces", "speaker_turns", "words", "emotions")  # written before "videos"
+TABLES = tuple(SCHEMAS)
+
+
+class StoreError(Exception):
+    """Writing to the output root failed (disk full, permission, S3 error)."""
+
+
+def to_table(name: str, rows: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]]) -> pa.Table:
+    """Build a table with the store's exact schema from columns or row dicts."""
+    schema = SCHEMAS[name]
+    if isinstance(rows, Mapping):
+        return pa.Table.from_pydict(dict(rows), schema=schema)
+    return pa.Table.from_pylist(list(rows), schema=schema)
+
+
+@dataclass(frozen=True)
+class Store:
+    """An output root (local path or fsspec URL such as ``s3://bucket/out``)."""
+
+    root: str
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        return fsspec.core.url_to_fs(self.root)[0]
+
+    @property
+    def _base(self) -> str:
+        return fsspec.core.url_to_fs(self.root)[1].rstrip("/")
+
+    def partition(self, table: str, video_id: str) -> str:
+        key = "run_id" if table == "runs" else "video_id"
+        return f"{self._base}/{table}/{key}={video_id}"
+
+    def file(self, table: str, video_id: str) -> str:
+        return f"{self.partition(table, video_id)}/part-0.parquet"
+
+    def url(self, table: str) -> str:
+        """Glob URL for readers (DuckDB): every partition of ``table``."""
+        return f"{self.root.rstrip('/')}/{table}/*/*.parquet"
+
+    def has_files(self, table: str) -> bool:
+        return bool(self.fs.glob(f"{self._base}/{table}/*/*.parquet"))
+
+    # -- writing -------------------------------------------------------------------------
+
+    def write(self, name: str, key: str, table: pa.Table) -> None:
+        """Atomically replace the one file of ``name`` for ``key`` (a video_id or run_id)."""
+        if table.schema != SCHEMAS[name]:
+            table = table.cast(SCHEMAS[name])
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer, compression="zstd")
+        self._put_atomic(self.file(name, key), buffer.getvalue())
+
+    def write_video(self, video_id: str, tables: Mapping[str, pa.Table], video_row: Mapping[str, Any]) -> None:
+        """Commit one video: its per-video tables first, its ``videos`` row last.
+
+        A table a stage did not produce is absent from ``tables`` and its old file (if
+        any) is removed, so no rows survive from a stage that did not run this time.
+        """
+        self.uncommit(video_id)
+        for name in VIDEO_TABLES:
+            if name in tables:
+                self.write(name, video_id, tables[name])
+            else:
+                self._remove(self.file(name, video_id))
+        self.write("videos", video_id, to_table("videos", [video_row]))
+
+    def uncommit(self, video_id: str) -> None:
+        """Hide a video's rows (remove its ``videos`` row) before they are rewritten."""
+        self._remove(self.file("videos", video_id))
+
+    def _put_atomic(self, path: str, data: bytes) -> None:
+        fs = self.fs
+        try:
+            if is_local(fs):
+                directory = os.path.dirname(path)
+                os.makedirs(directory, exist_ok=True)
+                tmp = os.path.join(directory, f".tmp-{uuid.uuid4().hex}")
+                try:
+                    with open(tmp, "wb") as handle:
+                        handle.write(data)
+                        handle.flush()
+                        os.fsync(handle.fileno())
+                    os.replace(tmp, path)  # atomic on POSIX
+                finally:
+                    if os.path.exists(tmp):
+                        os.remove(tmp)
+            else:
+                fs.pipe_file(path, data)  # one PUT: the object appears whole or not at all
+        except OSError as err:
+            raise StoreError(f"cannot write {path}: {err}") from err
+
+    def _remove(self, path: str) -> None:
+        fs = self.fs
+        try:
+            if fs.exists(path):
+                fs.rm(path)
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            raise StoreError(f"cannot remove {path}: {err}") from err
+
+    # -- manifest: what was done to which source file --------------------------------------
+
+    def _manifest_path(self, uri: str) -> str:
+        return f"{self._base}/_manifest/{hashlib.sha1(uri.encode()).hexdigest()}.json"
+
+    def read_manifest(self, uri: str) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.fs.cat_file(self._manifest_path(uri)))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def write_manifest(self, uri: str, entry: Mapping[str, Any]) -> None:
+        self._put_atomic(self._manifest_path(uri), json.dumps(dict(entry), sort_keys=True).encode())
+
+    def committed(self, video_id: str) -> bool:
+        return bool(self.fs.exists(self.file("videos", video_id)))

@@ -143,6 +143,7 @@ def run_video(
     row: dict[str, Any] = {"uri": source.uri, "name": source.name, "size_bytes": source.size_bytes}
     try:
         staged = timed("stage", stage_video, source.uri, work_dir)
+        _forget_previous_version(Store(out), source.uri, staged.video_id)
         info = timed("probe", probe_video, staged)
         outputs = StageOutputs(staged, info, config, work_dir, hook=deadline_hook(timeout_s))
         outputs.wav = timed("audio", extract_audio, staged, info, work_dir)
@@ -175,6 +176,13 @@ def run_video(
         shutil.rmtree(work_dir, ignore_errors=True)
     _log().info("%s %s in %.1fs %s", status, source.name, time.perf_counter() - clock, error)
     return VideoResult(source.uri, status, video_id, error, round(time.perf_counter() - clock, 3), timings)
+
+
+def _forget_previous_version(store: Store, uri: str, video_id: str) -> None:
+    """A file that changed is a new video: the rows of its old bytes go."""
+    previous = (store.read_manifest(uri) or {}).get("video_id")
+    if previous and previous != video_id:
+        store.delete_video(previous)
 
 
 def _video_row(

@@ -189,6 +189,12 @@ class Store:
                 self._remove(self.file(name, video_id))
         self.write("videos", video_id, to_table("videos", [video_row]))
 
+    def delete_video(self, video_id: str) -> None:
+        """Remove every row of a video (its source file changed or disappeared)."""
+        self.uncommit(video_id)
+        for name in VIDEO_TABLES:
+            self._remove(self.file(name, video_id))
+
     def uncommit(self, video_id: str) -> None:
         """Hide a video's rows (remove its ``videos`` row) before they are rewritten."""
         self._remove(self.file("videos", video_id))

@@ -1,0 +1,107 @@
+"""`affectflow run` / `sql` end to end over a folder of good and bad files (media stages only).
+
+The full analysis pipeline is exercised by the `pipeline_out` fixture's tests; these
+check the spine's contract: one row per video with the right facts and status, skip on
+re-run, --force, exit codes and one-line errors.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from flows.cli import main
+from tests.mediagen.bad import make_bad_files, make_testsrc_video
+
+pytestmark = pytest.mark.slow  # starts the ephemeral Prefect server (once per session)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    root = tmp_path_factory.mktemp("corpus")
+    make_testsrc_video(root / "with audio.mp4", seconds=2.0)
+    make_testsrc_video(root / "nested" / "no_audio.mov", seconds=1.0, audio=False, size="640x480", fps=30) if (
+        root / "nested"
+    ).mkdir() is None else None
+    expected_errors = make_bad_files(root)
+    (root / "notes.txt").write_text("not a video extension: ignored")
+    return root, expected_errors
+
+
+def _sql_csv(capsys: pytest.CaptureFixture[str], out: Path, query: str) -> list[dict[str, str]]:
+    capsys.readouterr()
+    assert main(["sql", "--out", str(out), "--format", "csv", query]) == 0
+    return list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+
+
+def test_run_records_every_video_then_skips_then_forces(
+    corpus: tuple[Path, dict[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, expected_errors = corpus
+    out = tmp_path / "out"
+    started = time.perf_counter()
+    assert main(["run", str(root), "--out", str(out), "--stages", ""]) == 1  # bad files failed
+    first_s = time.perf_counter() - started
+
+    rows = {r["name"]: r for r in _sql_csv(capsys, out, "SELECT * FROM videos ORDER BY name")}
+    assert set(rows) == {"with audio.mp4", "no_audio.mov", *expected_errors}
+    good = rows["with audio.mp4"]
+    assert (good["status"], good["width"], good["height"], good["fps"], good["has_audio"]) == (
+        "ok", "320", "240", "25.0", "True")
+    assert float(good["duration_s"]) == pytest.approx(2.0, abs=0.05)
+    silent = rows["no_audio.mov"]
+    assert (silent["status"], silent["width"], silent["fps"], silent["has_audio"]) == ("ok", "640", "30.0", "False")
+    for name, message in expected_errors.items():
+        assert rows[name]["status"] == "failed"
+        assert message in rows[name]["error"] and "\n" not in rows[name]["error"]
+
+    started = time.perf_counter()
+    assert main(["run", str(root), "--out", str(out), "--stages", ""]) == 0  # all skipped: nothing failed now
+    second_s = time.perf_counter() - started
+    assert second_s < first_s
+    assert _sql_csv(capsys, out, "SELECT count(*) AS n FROM videos") == [{"n": "5"}]
+    runs = _sql_csv(capsys, out, "SELECT n_ok, n_failed, n_skipped FROM runs ORDER BY started")
+    assert runs == [{"n_ok": "2", "n_failed": "3", "n_skipped": "0"}, {"n_ok": "0", "n_failed": "0", "n_skipped": "5"}]
+
+    first_finish = _sql_csv(capsys, out, "SELECT finished FROM videos WHERE name = 'with audio.mp4'")
+    main(["run", str(root), "--out", str(out), "--stages", "", "--force"])
+    assert _sql_csv(capsys, out, "SELECT count(*) AS n FROM videos") == [{"n": "5"}]
+    assert _sql_csv(capsys, out, "SELECT finished FROM videos WHERE name = 'with audio.mp4'") != first_finish
+
+
+def test_changed_file_is_processed_again(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "corpus"
+    root.mkdir()
+    clip = make_testsrc_video(root / "clip.mp4", seconds=1.0)
+    out = tmp_path / "out"
+    assert main(["run", str(root), "--out", str(out), "--stages", ""]) == 0
+    make_testsrc_video(tmp_path / "other.mp4", seconds=1.5)
+    shutil.copy(tmp_path / "other.mp4", clip)
+    assert main(["run", str(root), "--out", str(out), "--stages", ""]) == 0
+    rows = _sql_csv(capsys, out, "SELECT duration_s FROM videos")
+    assert [float(r["duration_s"]) for r in rows] == [pytest.approx(1.5, abs=0.05)]  # old row replaced
+
+
+def test_missing_source_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("error: source not found") and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_stage_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(tmp_path), "--out", str(tmp_path / "out"), "--stages", "faces,nonsense"]) != 0
+    assert "unknown stage" in capsys.readouterr().err
+
+
+def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for command in ("run", "sql", "demo"):
+        assert command in text

@@ -2,7 +2,7 @@
 VENV := .venv
 STAMP := $(VENV)/.affectflow-installed
 
-.PHONY: setup demo test
+.PHONY: setup demo test lint
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt scripts/setup.sh
@@ -12,7 +12,12 @@ $(STAMP): pyproject.toml constraints.txt scripts/setup.sh
 demo: setup
 	$(VENV)/bin/affectflow demo
 
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
 # pytest exits 5 when it collected no test: a suite that tests nothing is a failure here.
-test: setup
+test: lint
 	$(VENV)/bin/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc

@@ -1,46 +1,219 @@
-"""`affectflow sql`: DuckDB over the output tables."""
+"""`affectflow sql` (DuckDB over the output tables) and `affectflow plot` (timeline PNG/HTML)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
+import shutil
 import sys
+from collections.abc import Iterator
+from typing import TextIO
 
-from tasks.query import connect
+import duckdb
+
+from tasks.query import connect, parse_params, view_sql
+
+PROMPT, CONTINUE = "affectflow> ", "       ...> "
+QUIT = {".quit", ".exit", "\\q", "quit", "exit"}
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    _add_sql(subparsers)
+    _add_plot(subparsers)
+
+
+def _add_sql(subparsers: argparse._SubParsersAction) -> None:
     sql = subparsers.add_parser(
         "sql",
-        help="query the output tables with DuckDB SQL",
-        description="Run SQL over the views videos, faces, speaker_turns, words, emotions, runs.",
+        help="query the output tables with DuckDB SQL (a shell when no query is given)",
+        description=(
+            "Run SQL over the views of sql/views.sql: the tables (videos, faces, speaker_turns, words, "
+            "emotions, runs) and derived views (timeline_second, timeline_minute, emotion_timeline(bin_s), "
+            "speech_segments, utterances, emotion_speech, emotion_summary, video_summary, track_summary, "
+            "speaker_summary). With no query and no -f, reads statements from a shell (a terminal) or stdin."
+        ),
+        epilog="Examples: sql/examples/*.sql, e.g. -f sql/examples/minute_timeline.sql --param video_id=ID",
     )
     sql.add_argument("query", nargs="?", help="SQL text (or use -f FILE)")
     sql.add_argument("--out", required=True, help="output root of a run (local dir or s3://bucket/prefix)")
-    sql.add_argument("-f", "--file", help="read the SQL from this file")
+    sql.add_argument("-f", "--file", help="read the SQL from this file (several statements: the last one is shown)")
     sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    sql.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a query parameter, read in SQL as getvariable('NAME') (VARCHAR; repeatable)",
+    )
+    sql.add_argument(
+        "--attach",
+        action="append",
+        default=[],
+        metavar="SCHEMA=OUT",
+        help="also expose the views of another output root as SCHEMA.view (e.g. baseline=old-out)",
+    )
+    sql.add_argument("--print-views", action="store_true", help="print the views as SQL for the DuckDB CLI and exit")
     sql.set_defaults(func=run_sql)
 
 
+def _add_plot(subparsers: argparse._SubParsersAction) -> None:
+    plot = subparsers.add_parser(
+        "plot",
+        help="draw one video's valence/arousal timeline with speaker turns and words",
+        description=(
+            "Write a PNG (and optionally a self-contained HTML report) of valence and arousal over time per "
+            "face track, speaker turns as coloured bands and the words along the time axis. Long videos are "
+            "drawn as binned means with their min-max range."
+        ),
+    )
+    plot.add_argument(
+        "video_id", help='the video (list them: affectflow sql --out OUT "SELECT video_id, name FROM videos")'
+    )
+    plot.add_argument("--out", required=True, help="output root of a run (local dir or s3://bucket/prefix)")
+    plot.add_argument("--png", help="where to write the PNG (default ./timeline-VIDEO_ID.png)")
+    plot.add_argument("--html", help="also write an HTML report (plot, per-speaker summary, transcript) here")
+    plot.set_defaults(func=run_plot)
+
+
 def run_sql(args: argparse.Namespace) -> int:
-    text = open(args.file).read() if args.file else args.query
-    if not text:
-        print("error: give a query or -f FILE", file=sys.stderr)
-        return 2
-    relation = connect(args.out).sql(text)
-    if relation is None:
+    if args.print_views:
+        print(view_sql(args.out))
         return 0
-    if args.format == "table":
-        relation.show(max_rows=100, max_width=200)
+    text = _read(args.file) if args.file else args.query
+    con = connect(args.out, attach=parse_params(args.attach), params=parse_params(args.param))
+    if text:
+        show(con.sql(text), args.format, sys.stdout)
         return 0
-    columns = relation.columns
-    rows = relation.fetchall()
-    if args.format == "csv":
-        writer = csv.writer(sys.stdout)
+    return shell(con, sys.stdin, sys.stdout, args.format, out=args.out)
+
+
+def run_plot(args: argparse.Namespace) -> int:
+    from tasks.plots import plot_timeline
+
+    png = args.png or f"timeline-{args.video_id}.png"
+    print(plot_timeline(args.out, args.video_id, png, html_path=args.html))
+    if args.html:
+        print(args.html)
+    return 0
+
+
+def show(relation: duckdb.DuckDBPyRelation | None, fmt: str, stream: TextIO) -> None:
+    """Print a result as a table (first 100 rows), CSV or JSON (all rows)."""
+    if relation is None:  # a statement without a result (SET, CREATE)
+        return
+    if fmt == "table":
+        width = shutil.get_terminal_size().columns if stream.isatty() else 10_000
+        with contextlib.redirect_stdout(stream):  # show() prints; make it print to `stream`
+            relation.show(max_width=width, max_rows=100, max_col_width=80, null_value="NULL")
+        return
+    columns, rows = relation.columns, relation.fetchall()
+    if fmt == "csv":
+        writer = csv.writer(stream)
         writer.writerow(columns)
         writer.writerows(rows)
     else:
-        json.dump([dict(zip(columns, row)) for row in rows], sys.stdout, default=str, indent=1)
-        print()
+        json.dump([dict(zip(columns, row, strict=True)) for row in rows], stream, default=str, indent=1)
+        stream.write("\n")
+
+
+def shell(con: duckdb.DuckDBPyConnection, stdin: TextIO, stdout: TextIO, fmt: str, *, out: str) -> int:
+    """Run statements from a terminal (with prompts and readline history) or from piped stdin.
+
+    Piped statements stop at the first error (exit status 1); at a terminal errors are
+    printed and the shell goes on. Empty piped input prints how to get at the views.
+    """
+    interactive = stdin.isatty()
+    if interactive:
+        _enable_readline()
+        stdout.write(f"DuckDB on {out}: {', '.join(view_names(con))}.\nEnd statements with ';', .quit to leave.\n")
+    ran = False
+    for statement in _statements(stdin, stdout if interactive else None):
+        ran = True
+        if statement in QUIT:
+            break
+        if statement in (".views", ".tables"):
+            stdout.write("\n".join(view_names(con)) + "\n")
+            continue
+        try:
+            for part in con.extract_statements(statement):
+                show(con.sql(part.query), fmt, stdout)
+        except duckdb.Error as err:
+            stdout.write(f"error: {err}\n")
+            if not interactive:
+                return 1
+    if not ran and not interactive:
+        stdout.write(attach_instructions(out, view_names(con)))
     return 0
+
+
+def _statements(stdin: TextIO, prompt_to: TextIO | None) -> Iterator[str]:
+    """Statements ending in ';' (or a dot command on its own line)."""
+    buffer: list[str] = []
+    while True:
+        line = _readline(stdin, prompt_to, CONTINUE if buffer else PROMPT)
+        if line is None:
+            break
+        stripped = line.strip()
+        if not buffer and (stripped.startswith(".") or stripped in QUIT):
+            yield stripped
+            continue
+        if stripped:
+            buffer.append(line.rstrip("\n"))
+        if stripped.endswith(";"):
+            yield "\n".join(buffer)
+            buffer = []
+    if buffer and "\n".join(buffer).strip():
+        yield "\n".join(buffer)
+
+
+def _readline(stdin: TextIO, prompt_to: TextIO | None, prompt: str) -> str | None:
+    if prompt_to is None:
+        line = stdin.readline()
+        return line if line else None
+    try:
+        return input(prompt)  # readline editing and history at a terminal
+    except EOFError:
+        prompt_to.write("\n")
+        return None
+
+
+def _enable_readline() -> None:
+    with contextlib.suppress(ImportError):  # not on every platform
+        import readline  # noqa: F401 - importing it gives input() line editing and history
+
+
+def view_names(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The views and table macros a user can query, by schema."""
+    rows = con.execute(
+        """
+        SELECT CASE WHEN schema_name = 'main' THEN '' ELSE schema_name || '.' END || view_name
+        FROM duckdb_views() WHERE NOT internal AND NOT temporary
+        UNION ALL
+        SELECT DISTINCT CASE WHEN schema_name = 'main' THEN '' ELSE schema_name || '.' END || function_name
+               || '(' || array_to_string(parameters, ', ') || ')'
+        FROM duckdb_functions() WHERE function_type IN ('macro', 'table_macro') AND NOT internal
+        """
+    ).fetchall()
+    return sorted(name for (name,) in rows)
+
+
+def attach_instructions(out: str, views: list[str]) -> str:
+    return f"""No query given, and stdin is not a terminal. Ways to query {out}:
+  one query:      affectflow sql --out {out} "SELECT * FROM video_summary"
+  an example:     affectflow sql --out {out} -f sql/examples/minute_timeline.sql --param video_id=ID
+  from stdin:     echo "FROM speaker_summary;" | affectflow sql --out {out}
+  a shell:        run `affectflow sql --out {out}` in a terminal
+  DuckDB CLI:     affectflow sql --out {out} --print-views > views.sql && duckdb -init views.sql
+                  (s3:// roots need DuckDB's httpfs extension there)
+  Python:         from tasks.query import connect
+                  con = connect("{out}", params={{"video_id": "ID"}}); con.sql("FROM timeline_minute").show()
+Views and macros: {", ".join(views)}
+"""
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()

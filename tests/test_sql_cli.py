@@ -1,0 +1,80 @@
+"""`affectflow sql`: parameters, formats, files, the statement shell and its instructions."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from flows.cli import main
+from tasks.store import Store
+from tests.tablegen import write_video
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory: pytest.TempPathFactory) -> str:
+    root = tmp_path_factory.mktemp("out")
+    write_video(Store(str(root)), "clip", duration_s=12, seed=5)
+    return str(root)
+
+
+def test_param_is_read_with_getvariable_and_formats_as_csv(capsys, out: str) -> None:
+    sql = "SELECT video_id, count(*) AS n FROM emotions WHERE video_id = getvariable('v') GROUP BY 1"
+    assert main(["sql", "--out", out, "--param", "v=clip", "--format", "csv", sql]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header == "video_id,n" and row.startswith("clip,")
+
+
+def test_file_with_several_statements_shows_the_last(capsys, tmp_path: Path, out: str) -> None:
+    script = tmp_path / "q.sql"
+    script.write_text(
+        "SET VARIABLE n = coalesce(getvariable('n'), '2');\nSELECT range AS i FROM range(getvariable('n')::INT);\n"
+    )
+    assert main(["sql", "--out", out, "-f", str(script), "--param", "n=3", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"i": 0}, {"i": 1}, {"i": 2}]
+
+
+def test_table_format_shows_every_column_when_piped(capsys, out: str) -> None:
+    assert main(["sql", "--out", out, "SELECT * FROM video_summary"]) == 0
+    text = capsys.readouterr().out
+    assert "calm_s" in text and "clip" in text
+
+
+def test_a_malformed_param_is_a_one_line_error(capsys, out: str) -> None:
+    assert main(["sql", "--out", out, "--param", "video_id", "SELECT 1"]) == 3
+    assert "NAME=VALUE" in capsys.readouterr().err
+
+
+def test_shell_runs_statements_piped_on_stdin(capsys, monkeypatch, out: str) -> None:
+    monkeypatch.setattr(
+        "sys.stdin", io.StringIO("SELECT 41 + 1 AS answer;\nSELECT count(*) AS n\n  FROM videos;\n.views\n")
+    )
+    assert main(["sql", "--out", out, "--format", "csv"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[:4] == ["answer", "42", "n", "1"]
+    assert "timeline_minute" in printed and "emotion_timeline(bin_s)" in printed
+
+
+def test_shell_stops_at_the_first_error_when_piped(capsys, monkeypatch, out: str) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("SELECT nope;\nSELECT 1;\n"))
+    assert main(["sql", "--out", out, "--format", "csv"]) == 1
+    assert "error:" in capsys.readouterr().out
+
+
+def test_no_query_and_no_input_prints_how_to_attach_the_views(capsys, monkeypatch, out: str) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert main(["sql", "--out", out]) == 0
+    text = capsys.readouterr().out
+    assert "--print-views" in text and "duckdb -init" in text and "from tasks.query import connect" in text
+    assert "speaker_summary" in text
+
+
+def test_print_views_gives_a_script_for_the_duckdb_cli(capsys, out: str) -> None:
+    import duckdb
+
+    assert main(["sql", "--out", out, "--print-views"]) == 0
+    con = duckdb.connect()
+    con.execute(capsys.readouterr().out)
+    assert con.execute("SELECT count(*) FROM video_summary").fetchone() == (1,)

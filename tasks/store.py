@@ -129,6 +129,13 @@ class StoreError(Exception):
     """Writing to the output root failed (disk full, permission, S3 error)."""
 
 
+def write_file(path: str, table: pa.Table) -> None:
+    """One standalone Parquet file, atomically (exports such as `affectflow evaluate --out x.parquet`)."""
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    Store(os.path.dirname(path) or ".")._put_atomic(path, buffer.getvalue())
+
+
 def to_table(name: str, rows: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]]) -> pa.Table:
     """Build a table with the store's exact schema from columns or row dicts."""
     schema = SCHEMAS[name]

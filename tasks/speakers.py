@@ -1,0 +1,154 @@
+"""The default diarizer's speaker models, as pyannote.audio building blocks.
+
+- :class:`ResemblyzerEmbedding`: Resemblyzer's GE2E voice encoder (weights ship in the
+  resemblyzer wheel) behind pyannote's embedding-model interface, so pyannote's
+  ``SpeakerDiarization`` can call it on (chunk, local speaker) masks.
+- :class:`EigengapClustering`: spectral clustering of those embeddings whose number of
+  speakers is the eigengap of the normalised graph Laplacian, on pyannote's clustering
+  base (which filters embeddings, and assigns every chunk's speakers to the centroids).
+
+Imported only when the default diarizer is built: it pulls in pyannote.audio and torch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from pyannote.audio import Model
+from pyannote.audio.pipelines.clustering import BaseClustering
+from resemblyzer import VoiceEncoder, normalize_volume, wav_to_mel_spectrogram
+from resemblyzer.hparams import audio_norm_target_dBFS, model_embedding_size, partials_n_frames
+from scipy.sparse.csgraph import laplacian
+from sklearn.cluster import SpectralClustering
+
+MIN_SPEECH_S = 0.1  # less masked speech than this gives no embedding (NaN)
+PARTIAL_HOP = 80  # mel frames (10 ms) between GE2E partial windows of 160 frames (1.6 s)
+MAX_PARTIALS = 3  # partial windows averaged per embedding: 3 cover a 5 s chunk
+
+
+class ResemblyzerEmbedding(Model):
+    """GE2E d-vectors (256-d, unit norm) of the speech selected by pyannote's frame masks."""
+
+    def __init__(self) -> None:
+        super().__init__(sample_rate=16000, num_channels=1)
+        self.encoder = VoiceEncoder(device="cpu", verbose=False)
+
+    @property
+    def dimension(self) -> int:
+        return model_embedding_size
+
+    def forward(self, waveforms: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
+        # waveforms: (batch, 1, num_samples); weights: (batch, num_frames) frame masks in [0, 1]
+        batch, _, num_samples = waveforms.shape
+        if weights is None and num_samples < MIN_SPEECH_S * self.audio.sample_rate:
+            raise ValueError(f"{num_samples} samples are too few for a voice embedding")
+        speech = [
+            self.masked(w[0], None if weights is None else m)
+            for w, m in zip(waveforms.cpu(), weights_or_none(weights, batch), strict=True)
+        ]
+        partials = [self.partials(s) if len(s) >= MIN_SPEECH_S * self.audio.sample_rate else None for s in speech]
+        embeddings = torch.full((batch, self.dimension), float("nan"))
+        found = [p for p in partials if p is not None]
+        if not found:
+            return embeddings
+        device = next(self.encoder.parameters()).device
+        with torch.inference_mode():
+            partial_embeddings = self.encoder(torch.from_numpy(np.concatenate(found)).to(device)).cpu()
+        # partial_embeddings: (total_partials, 256), unit norm
+        first = 0
+        for row, p in enumerate(partials):
+            if p is not None:
+                mean = partial_embeddings[first : first + len(p)].mean(0)
+                embeddings[row] = mean / mean.norm()
+                first += len(p)
+        return embeddings
+
+    @staticmethod
+    def masked(waveform: torch.Tensor, mask: torch.Tensor | None) -> np.ndarray:
+        """The samples whose frame is active: (num_samples,) → (num_active_samples,)."""
+        audio = waveform.numpy()
+        if mask is None:
+            return audio
+        frames = mask.cpu().numpy()
+        frame_of_sample = np.minimum(np.arange(len(audio)) * len(frames) // len(audio), len(frames) - 1)
+        return audio[frames[frame_of_sample] > 0.5]
+
+    @staticmethod
+    def partials(speech: np.ndarray) -> np.ndarray:
+        """Up to MAX_PARTIALS mel windows spread over the speech: (n, 160, 40), as Resemblyzer embeds them."""
+        mel = wav_to_mel_spectrogram(normalize_volume(speech, audio_norm_target_dBFS, increase_only=True))
+        if len(mel) < partials_n_frames:
+            mel = np.pad(mel, ((0, partials_n_frames - len(mel)), (0, 0)))
+        starts = np.arange(0, len(mel) - partials_n_frames + 1, PARTIAL_HOP)
+        if len(starts) > MAX_PARTIALS:
+            starts = starts[np.linspace(0, len(starts) - 1, MAX_PARTIALS).round().astype(int)]
+        return np.stack([mel[s : s + partials_n_frames] for s in starts])
+
+
+def weights_or_none(weights: torch.Tensor | None, batch: int) -> list[torch.Tensor | None]:
+    return [None] * batch if weights is None else list(weights)
+
+
+class EigengapClustering(BaseClustering):
+    """Spectral clustering with the number of speakers from the eigengap.
+
+    The affinity keeps each embedding's nearest neighbours (cosine similarity); the number
+    of clusters is where the normalised Laplacian's eigenvalues jump most. The eigengap
+    cannot say "one speaker", so clusters whose unit centroids lie closer than
+    ``merge_distance`` are merged afterwards (same voice split by noise).
+    """
+
+    expects_num_clusters = False
+
+    def __init__(self, neighbour_fraction: float, merge_distance: float, max_speakers: int) -> None:
+        super().__init__(metric="cosine", constrained_assignment=True)
+        self.neighbour_fraction = neighbour_fraction
+        self.merge_distance = merge_distance
+        self.max_speakers = max_speakers
+
+    def cluster(
+        self,
+        embeddings: np.ndarray,
+        min_clusters: int,
+        max_clusters: int,
+        num_clusters: int | None = None,
+    ) -> np.ndarray:
+        # embeddings: (num_embeddings, dimension) → clusters: (num_embeddings,) in 0..k-1
+        unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+        if len(unit) < 3:
+            return np.zeros(len(unit), dtype=int)
+        affinity = self.affinity(unit)
+        k = num_clusters or self.eigengap(affinity, min_clusters, min(max_clusters, self.max_speakers))
+        if k == 1:
+            return np.zeros(len(unit), dtype=int)
+        clusters = SpectralClustering(
+            k, affinity="precomputed", assign_labels="cluster_qr", random_state=0
+        ).fit_predict(affinity)
+        return clusters if num_clusters else self.merge_close(unit, clusters, min_clusters)
+
+    def affinity(self, unit: np.ndarray) -> np.ndarray:
+        """Cosine similarities pruned to each row's nearest neighbours, symmetric, ≥ 0: (n, n)."""
+        similarity = unit @ unit.T
+        keep = max(3, int(np.ceil(self.neighbour_fraction * len(unit))))
+        pruned = np.zeros_like(similarity)
+        nearest = np.argsort(-similarity, axis=1)[:, :keep]
+        np.put_along_axis(pruned, nearest, np.take_along_axis(similarity, nearest, axis=1), axis=1)
+        return np.maximum(0.5 * (pruned + pruned.T), 0.0)
+
+    @staticmethod
+    def eigengap(affinity: np.ndarray, min_clusters: int, max_clusters: int) -> int:
+        eigenvalues = np.linalg.eigvalsh(laplacian(affinity, normed=True))[: max_clusters + 1]
+        gaps = np.diff(eigenvalues)  # gaps[k - 1] = λ_k − λ_(k−1): a large one means k clusters
+        window = gaps[min_clusters - 1 : max_clusters]
+        return min_clusters + int(np.argmax(window)) if window.size else min_clusters
+
+    def merge_close(self, unit: np.ndarray, clusters: np.ndarray, min_clusters: int) -> np.ndarray:
+        while (k := clusters.max() + 1) > max(1, min_clusters):
+            centroids = np.stack([unit[clusters == c].mean(0) for c in range(k)])
+            centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+            distance = np.linalg.norm(centroids[:, None] - centroids[None], axis=2) + 3 * np.eye(k)
+            a, b = np.unravel_index(np.argmin(distance), distance.shape)
+            if distance[a, b] >= self.merge_distance:
+                break
+            clusters = np.unique(np.where(clusters == b, a, clusters), return_inverse=True)[1]
+        return clusters

@@ -1,0 +1,132 @@
+"""Speech stages without models: speaker attribution, configs, empty inputs, offline checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tasks import media
+from tasks.diarize import DiarizeConfig, SpeakerTurn, check_pipeline_dir, diarize
+from tasks.transcribe import TranscribeConfig, Word, assign_speakers, chunk_index, resolve_model_dir, transcribe
+from tests.mediagen.bad import ffmpeg, make_testsrc_video
+from tests.mediagen.speech import write_wav
+
+
+def word(text: str, start: float, end: float) -> Word:
+    return Word(text, start, end, 0.9, 0)
+
+
+def test_each_word_gets_the_speaker_it_overlaps_most() -> None:
+    turns = [SpeakerTurn("A", 0.0, 2.0), SpeakerTurn("B", 1.8, 4.0)]
+    words = [word("hello", 0.2, 0.6), word("there", 1.7, 2.0), word("friend", 1.9, 2.6), word("bye", 3.0, 3.4)]
+    assert [w.speaker for w in assign_speakers(words, turns)] == ["A", "A", "B", "B"]
+
+
+def test_a_word_inside_overlapped_speech_goes_to_the_newcomer() -> None:
+    turns = [SpeakerTurn("A", 0.0, 2.2), SpeakerTurn("B", 1.9, 4.0)]
+    assert assign_speakers([word("we", 2.0, 2.1), word("zero", 2.05, 2.05)], turns)[0].speaker == "B"
+    assert assign_speakers([word("zero", 2.05, 2.05)], turns)[0].speaker == "B"
+
+
+def test_words_in_silence_get_no_speaker() -> None:
+    turns = [SpeakerTurn("A", 0.0, 1.0), SpeakerTurn("B", 3.0, 4.0)]
+    attributed = assign_speakers([word("um", 1.5, 2.5), word("yes", 3.2, 3.5)], turns)
+    assert [w.speaker for w in attributed] == [None, "B"]
+    assert assign_speakers([word("alone", 0.0, 1.0)], []) == [word("alone", 0.0, 1.0)]
+
+
+def test_a_speaker_with_several_short_turns_beats_one_longer_overlap() -> None:
+    turns = [SpeakerTurn("A", 0.0, 0.3), SpeakerTurn("A", 0.5, 0.8), SpeakerTurn("B", 0.25, 0.75)]
+    assert assign_speakers([word("long", 0.0, 1.0)], turns)[0].speaker == "A"
+
+
+def test_configs_reject_what_cannot_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AFFECTFLOW_PYANNOTE_DIR", raising=False)
+    with pytest.raises(ValueError, match="AFFECTFLOW_PYANNOTE_DIR"):
+        DiarizeConfig(backend="pyannote")
+    with pytest.raises(ValueError, match="unknown diarization backend"):
+        DiarizeConfig(backend="magic")
+    with pytest.raises(ValueError, match="min_speakers"):
+        DiarizeConfig(min_speakers=3, max_speakers=2)
+    with pytest.raises(ValueError, match="batch_size"):
+        TranscribeConfig(batch_size=0)
+
+
+def test_configs_read_model_dirs_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("AFFECTFLOW_PYANNOTE_DIR", str(tmp_path / "pipeline"))
+    monkeypatch.setenv("AFFECTFLOW_WHISPER_DIR", str(tmp_path / "whisper"))
+    monkeypatch.setenv("AFFECTFLOW_ALIGN_MODEL_DIR", str(tmp_path / "align"))
+    assert DiarizeConfig(backend="pyannote").pipeline_dir == str(tmp_path / "pipeline")
+    config = TranscribeConfig()
+    assert (config.model_dir, config.align_model_dir) == (str(tmp_path / "whisper"), str(tmp_path / "align"))
+
+
+def test_no_audio_and_silence_give_empty_results_without_loading_models(tmp_path: Path) -> None:
+    silent = write_wav(tmp_path / "silent.wav", np.zeros(16000 * 3, np.float32), 16000)
+    for wav in (None, silent):
+        assert diarize(wav, DiarizeConfig()).turns == []
+        result = transcribe(wav, TranscribeConfig(model_dir="tiny.en"))
+        assert (result.words, result.language) == ([], "en")
+
+
+def test_videos_without_audio_or_with_a_silent_track_give_empty_results(tmp_path: Path) -> None:
+    mute = make_testsrc_video(tmp_path / "mute.mp4", 1.0, audio=False)
+    quiet = tmp_path / "quiet.mp4"
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=160x120:rate=10",
+        "-f",
+        "lavfi",
+        "-i",
+        "anullsrc=r=44100:cl=stereo",
+        "-t",
+        "1.5",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        str(quiet),
+    )
+    for video in (mute, quiet):
+        wav = media.extract_audio(video, media.probe(video), tmp_path / f"{video.stem}.wav")
+        assert diarize(wav, DiarizeConfig()).turns == []
+        assert transcribe(wav, TranscribeConfig(model_dir="tiny.en")).words == []
+
+
+def test_pipeline_dirs_that_would_download_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"config\.yaml not found"):
+        check_pipeline_dir(tmp_path)
+    (tmp_path / "config.yaml").write_text(
+        "pipeline:\n  name: pyannote.audio.pipelines.SpeakerDiarization\n  params:\n"
+        "    segmentation: pyannote/segmentation-3.0\n    embedding: $model/embedding\n    plda: $model/plda\n"
+    )
+    with pytest.raises(FileNotFoundError, match=r"'pyannote/segmentation-3\.0' is not a local file"):
+        check_pipeline_dir(tmp_path)
+
+
+def test_a_whisper_dir_without_model_files_names_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="AFFECTFLOW_WHISPER_DIR"):
+        resolve_model_dir(str(tmp_path))
+
+
+def test_words_index_the_vad_chunk_they_start_in() -> None:
+    chunks = [{"start": 0.5, "end": 20.0}, {"start": 21.0, "end": 45.0}]
+    assert [chunk_index(chunks, t) for t in (0.5, 19.9, 21.0, 44.0)] == [0, 0, 1, 1]
+
+
+def test_eigengap_clustering_counts_well_separated_voices() -> None:
+    from tasks.speakers import EigengapClustering
+
+    rng = np.random.default_rng(0)
+    for true_k in (1, 2, 3):
+        centres = np.linalg.qr(rng.normal(size=(256, 3)))[0].T[:true_k]  # orthogonal unit voices
+        embeddings = np.concatenate([c + 0.04 * rng.normal(size=(20, 256)) for c in centres])
+        clusters = EigengapClustering(0.35, 0.5, 8).cluster(embeddings, min_clusters=1, max_clusters=8)
+        assert len(set(clusters)) == true_k
+        assert all(len(set(clusters[i * 20 : (i + 1) * 20])) == 1 for i in range(true_k))

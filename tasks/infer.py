@@ -1,0 +1,261 @@
+"""The emotions stage: per-frame valence/arousal for every face track of a video.
+
+features (tasks/features.py, one timeline per track at the model's frame rate) →
+model (an RCMA checkpoint, or the teacher ensemble baseline) → one emotions row per
+face row of the track (never for a frame without the face), with the speaker active at t.
+
+RCMA takes windows of exactly ``seq_len`` steps: each track is cut into windows that
+overlap by half, all tracks' windows are run in batches, and overlapping predictions are
+blended with a Hann weight so window edges (where the TCN has the least context) count least.
+The checkpoint loads once per process and refuses features it was not trained on.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from tasks.features import MAX_GAP_S, ExtractorOptions, Extractors, TrackFeatures, extract_tracks, load_extractors
+from tasks.features_audio import VGGISH_ENV
+from tasks.features_text import TEXT_MODEL_ENV
+from tasks.features_visual import HSEMOTION_ENV
+from tasks.progress import Hook, no_progress
+from tasks.store import to_table
+
+CHECKPOINT_ENV = "AFFECTFLOW_RCMA_CHECKPOINT"
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parent.parent / "model" / "checkpoints" / "rcma-distilled-v0.pt"
+MODELS = ("rcma", "teachers")
+
+
+def _env(name: str) -> Any:
+    return field(default_factory=lambda: os.environ.get(name) or None)
+
+
+@dataclass(frozen=True)
+class EmotionConfig:
+    model: str = "rcma"  # "rcma": the checkpoint below; "teachers": the teacher ensemble baseline
+    checkpoint: str = field(default_factory=lambda: os.environ.get(CHECKPOINT_ENV) or str(SHIPPED_CHECKPOINT))
+    visual: str = "fer"  # fer | hsemotion | face-embedding
+    audio: str = "egemaps"  # egemaps | vggish
+    text: str = "minilm"  # minilm | bert
+    hsemotion_onnx: str | None = _env(HSEMOTION_ENV)
+    vggish_model: str | None = _env(VGGISH_ENV)
+    text_model_dir: str | None = _env(TEXT_MODEL_ENV)
+    device: str = "auto"  # "auto" = CUDA when present, else CPU
+    max_gap_s: float = MAX_GAP_S  # face gaps up to this are interpolated, longer ones masked
+    batch_size: int = 16  # RCMA windows per forward pass
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"unknown emotions model {self.model!r}; choose from {', '.join(MODELS)}")
+        if self.max_gap_s < 0 or self.batch_size < 1:
+            raise ValueError("max_gap_s must be ≥ 0 and batch_size ≥ 1")
+
+
+@dataclass
+class Emotions:
+    """The stage's result: one row per face row of every track."""
+
+    model: str
+    track_id: np.ndarray  # (N,) int
+    frame: np.ndarray  # (N,) source frame index
+    t: np.ndarray  # (N,) s
+    valence: np.ndarray  # (N,) in [-1, 1]
+    arousal: np.ndarray  # (N,) in [-1, 1]
+    speaker: list[str | None]  # (N,) active speaker at t
+
+    def table(self, video_id: str) -> pa.Table:
+        n = len(self.t)
+        columns: dict[str, Any] = dict(
+            track_id=self.track_id, frame=self.frame, t=self.t, valence=self.valence, arousal=self.arousal
+        )
+        return to_table(
+            "emotions", {"video_id": [video_id] * n, **columns, "speaker": self.speaker, "model": [self.model] * n}
+        )
+
+
+# -- predictors --------------------------------------------------------------------------
+
+
+class RCMAPredictor:
+    """An RCMA checkpoint with the extractors it was trained on."""
+
+    def __init__(self, path: Path, extractors: Extractors, device: str, batch_size: int) -> None:
+        import torch
+
+        from model.checkpoint import check_features, load_checkpoint
+
+        self.torch = torch
+        self.model_net, self.info = load_checkpoint(path, map_location=device)
+        check_features(self.info, extractors.describe(), path)
+        self.model_net.to(device)
+        self.extractors, self.device, self.batch_size = extractors, device, batch_size
+        self.fps: float | None = self.info.fps
+        self.seq_len = self.info.seq_len
+        self.model = model_label(path, self.info.training)
+
+    def predict(self, tracks: Sequence[TrackFeatures], hook: Hook = no_progress) -> list[np.ndarray]:
+        """(T, 2) valence, arousal per track timeline."""
+        L = self.seq_len
+        windows = [(i, s) for i, tr in enumerate(tracks) for s in window_starts(tr.n_steps, L)]
+        weight = np.hanning(L + 2)[1:-1]  # (L,) > 0 everywhere, highest mid-window
+        sums = [np.zeros((tr.n_steps, 2)) for tr in tracks]
+        weights = [np.zeros((tr.n_steps, 1)) for tr in tracks]
+        for b in range(0, len(windows), self.batch_size):
+            batch = windows[b : b + self.batch_size]
+            inputs = self._inputs([(tracks[i], s) for i, s in batch])
+            with self.torch.inference_mode():
+                out = self.model_net(**inputs).float().cpu().numpy()  # (B, L, 2)
+            for (i, s), pred in zip(batch, out, strict=True):
+                n = min(L, tracks[i].n_steps - s)
+                sums[i][s : s + n] += weight[:n, None] * pred[:n]
+                weights[i][s : s + n] += weight[:n, None]
+            hook("emotions: rcma", min(b + self.batch_size, len(windows)), len(windows))
+        return [s / np.maximum(w, 1e-9) for s, w in zip(sums, weights, strict=True)]
+
+    def _inputs(self, windows: list[tuple[TrackFeatures, int]]) -> dict[str, Any]:
+        torch, L = self.torch, self.seq_len
+        inputs: dict[str, Any] = {}
+        for m in ("visual", "audio", "text"):
+            x = np.zeros((len(windows), L, self.info.features[m]["dim"]), np.float32)  # (B, L, D_m)
+            mask = np.zeros((len(windows), L), bool)  # (B, L): padding past a track's end is masked
+            for j, (tr, s) in enumerate(windows):
+                n = min(L, tr.n_steps - s)
+                x[j, :n], mask[j, :n] = tr.features[m][s : s + n], tr.masks[m][s : s + n]
+            inputs[m] = torch.from_numpy(x).to(self.device)
+            inputs[f"{m}_mask"] = torch.from_numpy(mask).to(self.device)
+        return inputs
+
+
+class TeacherPredictor:
+    """The teacher ensemble baseline (tasks/teachers.py) on the default extractors."""
+
+    def __init__(self, extractors: Extractors, fps: float | None) -> None:
+        from tasks.teachers import NAME, check_extractors
+
+        check_extractors(extractors.describe())
+        self.extractors, self.fps = extractors, fps
+        self.model = f"{NAME} (baseline: FER→circumplex, prosody→arousal, VADER→valence)"
+
+    def predict(self, tracks: Sequence[TrackFeatures], hook: Hook = no_progress) -> list[np.ndarray]:
+        from tasks.teachers import teacher_va
+
+        return [np.nan_to_num(teacher_va(tr)) for tr in tracks]  # NaN (no teacher) reads as neutral
+
+
+Predictor = RCMAPredictor | TeacherPredictor
+
+
+def window_starts(n_steps: int, seq_len: int) -> list[int]:
+    """Starts of windows overlapping by half; the last ends at the track's end when it is long enough."""
+    hop = max(seq_len // 2, 1)
+    starts = list(range(0, max(n_steps - seq_len, 0) + 1, hop))
+    if n_steps > seq_len and starts[-1] + seq_len < n_steps:
+        starts.append(n_steps - seq_len)
+    return starts
+
+
+def model_label(path: Path, training: dict[str, Any]) -> str:
+    """What the emotions rows' ``model`` column says: the checkpoint's id, hash and, if any, its caveat."""
+    model_id = training.get("model_id") or path.stem
+    label = f"{model_id} sha256:{file_sha256(path)[:12]}"
+    return f"{label} ({training['label']})" if training.get("label") else label
+
+
+@functools.cache
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@functools.cache
+def load_predictor(config: EmotionConfig, face_embedding_dim: int = 128) -> Predictor:
+    """Extractors + model, once per process per configuration (loading takes seconds)."""
+    device = resolve_device(config.device)
+    options = ExtractorOptions(
+        config.hsemotion_onnx, config.vggish_model, config.text_model_dir, face_embedding_dim, device
+    )
+    extractors = load_extractors(config.visual, config.audio, config.text, options)
+    if config.model == "teachers":
+        return TeacherPredictor(extractors, fps=None)
+    return RCMAPredictor(Path(config.checkpoint), extractors, device, config.batch_size)
+
+
+# -- the stage ----------------------------------------------------------------------------
+
+
+def infer_emotions(outputs: Any) -> Emotions:
+    """The emotions of one video from what the earlier stages left in ``StageOutputs``."""
+    config: EmotionConfig = getattr(outputs.config, "emotions", None) or EmotionConfig()
+    faces = outputs.faces
+    predictor = load_predictor(config, _embedding_dim(faces))
+    fps = predictor.fps or outputs.config.fps  # Aff-Wild2 checkpoints (fps None) run at the analysis rate
+    return emotions_for(faces, outputs.wav, outputs.words, outputs.turns, predictor, fps, config, outputs.hook)
+
+
+def emotions_for(
+    faces: Any,
+    wav: Path | None,
+    words: Sequence[Any] | None,
+    turns: Sequence[Any] | None,
+    predictor: Predictor,
+    fps: float,
+    config: EmotionConfig,
+    hook: Hook = no_progress,
+) -> Emotions:
+    face_t = np.asarray(faces.t, np.float64)
+    n = len(face_t)
+    va = np.zeros((n, 2), np.float32)
+    tracks = []
+    if n:  # a video without faces has no crops to read and no rows to write
+        tracks = extract_tracks(faces, wav, words, predictor.extractors, fps, max_gap_s=config.max_gap_s, hook=hook)
+    grids = predictor.predict(tracks, hook)  # per track (T, 2)
+    for tr, pred in zip(tracks, grids, strict=True):
+        for k in range(2):
+            va[tr.rows, k] = np.interp(face_t[tr.rows], tr.t, pred[:, k])
+    return Emotions(
+        model=predictor.model,
+        track_id=np.asarray(faces.track_id, np.int32),
+        frame=np.asarray(faces.frame, np.int64),
+        t=face_t,
+        valence=np.clip(va[:, 0], -1, 1),
+        arousal=np.clip(va[:, 1], -1, 1),
+        speaker=speakers_at(face_t, turns, words),
+    )
+
+
+def speakers_at(times: np.ndarray, turns: Sequence[Any] | None, words: Sequence[Any] | None) -> list[str | None]:
+    """The speaker whose turn (else whose word) covers each time; None where nobody speaks."""
+    spans = [(t.start, t.end, t.speaker) for t in turns or []]
+    if not spans:
+        spans = [(w.start, w.end, w.speaker) for w in words or [] if getattr(w, "speaker", None)]
+    out: list[str | None] = [None] * len(times)
+    for start, end, speaker in sorted(spans, key=lambda s: s[1] - s[0]):  # shortest first: overlaps → the turn taker
+        for i in np.flatnonzero((times >= start) & (times < end)):
+            if out[i] is None:
+                out[i] = str(speaker)
+    return out
+
+
+def _embedding_dim(faces: Any) -> int:
+    path = getattr(faces, "embeddings_path", None)
+    return int(np.load(path, mmap_mode="r").shape[1]) if path else 128

@@ -1,0 +1,116 @@
+"""The emotions stage on a real generated clip, the baseline, and its refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model.checkpoint import CheckpointError, CheckpointInfo, save_checkpoint
+from model.rcma import RCMA
+from tasks.infer import SHIPPED_CHECKPOINT, EmotionConfig, emotions_for, file_sha256, load_predictor
+from tests.emotion_clips import GeneratedClip, Segment, astronaut_crop, make_clip
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> GeneratedClip:
+    face = astronaut_crop()
+    segments = [
+        Segment(4.0, face, "what a wonderful day this is"),
+        Segment(3.0, None),  # the face leaves: no rows here
+        Segment(0.6, face),
+        Segment(0.4, None),  # a short gap: interpolated over
+        Segment(4.0, face),  # silent
+    ]
+    return make_clip(segments, tmp_path_factory.mktemp("clip"))
+
+
+def run(clip: GeneratedClip, config: EmotionConfig, turns: list | None = None):
+    predictor = load_predictor(config)
+    return emotions_for(clip.faces, clip.wav, clip.words, turns, predictor, predictor.fps or 5.0, config)
+
+
+def test_the_shipped_checkpoint_matches_its_card() -> None:
+    card = json.loads(SHIPPED_CHECKPOINT.with_suffix(".json").read_text())
+    assert card["sha256"] == file_sha256(SHIPPED_CHECKPOINT)
+    assert SHIPPED_CHECKPOINT.stat().st_size < 5_000_000
+    assert "not trained on Aff-Wild2" in card["training"]["label"]
+
+
+def test_every_face_row_gets_one_row_and_frames_without_a_face_none(clip: GeneratedClip) -> None:
+    emotions = run(clip, EmotionConfig())
+    table = emotions.table("vid")
+    assert table.num_rows == len(clip.faces.t)
+    assert table.column("frame").to_pylist() == clip.faces.frame.tolist()
+    gap = (emotions.t >= clip.segments[1][0]) & (emotions.t < clip.segments[1][1])
+    assert not gap.any()
+    for column in ("valence", "arousal"):
+        values = np.asarray(table.column(column))
+        assert np.isfinite(values).all() and (np.abs(values) <= 1).all()
+    assert emotions.model.startswith("rcma-distilled-v0 sha256:") and "not trained on Aff-Wild2" in emotions.model
+
+
+def test_the_speaker_column_is_filled_while_someone_speaks(clip: GeneratedClip) -> None:
+    turns = [type("Turn", (), {"speaker": "SPEAKER_00", "start": 0.0, "end": 3.0})()]
+    speakers = run(clip, EmotionConfig(), turns).speaker
+    t = clip.faces.t
+    assert all(s == "SPEAKER_00" for s, ti in zip(speakers, t, strict=True) if ti < 3.0)
+    assert all(s is None for s, ti in zip(speakers, t, strict=True) if ti >= 3.0)
+
+
+def test_the_teacher_ensemble_is_a_selectable_baseline(clip: GeneratedClip) -> None:
+    emotions = run(clip, EmotionConfig(model="teachers"))
+    assert emotions.model.startswith("teachers-v0")
+    assert len(emotions.t) == len(clip.faces.t) and (emotions.valence > 0.3).mean() > 0.8  # a smiling face
+
+
+def test_a_checkpoint_trained_on_other_features_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "other.pt"
+    features = {"visual": {"extractor": "resnet50-ir", "dim": 512}, "audio": {"extractor": "vggish", "dim": 128}}
+    features["text"] = {"extractor": "bert-base", "dim": 768}
+    save_checkpoint(path, RCMA(seq_len=8), CheckpointInfo(config={}, features=features, fps=None, targets=["v", "a"]))
+    with pytest.raises(CheckpointError, match=r"expects visual features of dim 512 \(resnet50-ir\)") as err:
+        load_predictor(EmotionConfig(checkpoint=str(path)))
+    assert "\n" not in str(err.value)
+
+
+def test_a_missing_checkpoint_names_the_file_and_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"absent.pt: no such checkpoint file; train one"):
+        load_predictor(EmotionConfig(checkpoint=str(tmp_path / "absent.pt")))
+
+
+def test_a_missing_user_model_fails_before_any_work(tmp_path: Path) -> None:
+    from tasks.features import FeatureError
+
+    with pytest.raises(FeatureError, match="no such HSEmotion ONNX file"):
+        load_predictor(EmotionConfig(visual="hsemotion", hsemotion_onnx=str(tmp_path / "enet.onnx")))
+    with pytest.raises(FeatureError, match="no such text model directory"):
+        load_predictor(EmotionConfig(text="bert", text_model_dir=str(tmp_path / "bert")))
+
+
+def test_the_config_rejects_an_unknown_model() -> None:
+    with pytest.raises(ValueError, match="unknown emotions model 'svm'; choose from rcma, teachers"):
+        EmotionConfig(model="svm")
+
+
+def test_the_stage_entry_point_writes_the_stores_emotions_schema(clip: GeneratedClip) -> None:
+    from types import SimpleNamespace
+
+    from tasks.config import PipelineConfig
+    from tasks.infer import infer_emotions
+    from tasks.store import SCHEMAS
+
+    steps: list[str] = []
+    outputs = SimpleNamespace(
+        config=PipelineConfig(),  # no emotions sub-config yet: the defaults apply
+        faces=clip.faces,
+        wav=clip.wav,
+        words=clip.words,
+        turns=[],
+        hook=lambda step, done, total: steps.append(step),
+    )
+    table = infer_emotions(outputs).table("vid")
+    assert table.schema == SCHEMAS["emotions"] and table.num_rows == len(clip.faces.t)
+    assert {"features: visual", "features: audio", "features: text", "emotions: rcma"} <= set(steps)

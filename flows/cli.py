@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 EXIT_FAILED_VIDEOS = 1  # the run finished, but some videos failed
 EXIT_USAGE = 2
@@ -51,22 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _command_modules() -> list:
+def _command_modules() -> list[ModuleType]:
     """Command groups owned by their own modules (SQL and plots, training)."""
-    from flows import cli_query
+    from flows import cli_distill, cli_query, cli_train
 
-    modules = [cli_query]
-    try:
-        from flows import cli_train
-
-        modules.append(cli_train)
-    except ImportError:
-        pass
-    return modules
+    return [cli_query, cli_train, cli_distill]
 
 
 def _add_run(commands: argparse._SubParsersAction) -> None:
-    from tasks.config import ALL_STAGES, DEFAULT_FPS
+    from tasks.defaults import ALL_STAGES, DEFAULT_FPS
 
     run = commands.add_parser(
         "run",

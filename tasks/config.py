@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 
-DEFAULT_FPS = 5.0  # analysed frames per second: emotion moves slower than video
-ALL_STAGES = ("faces", "diarize", "transcribe", "emotions")
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts")
+from tasks.diarize import DiarizeConfig
+from tasks.faces import FacesConfig
+from tasks.infer import EmotionConfig
+from tasks.transcribe import TranscribeConfig
+
+from tasks.defaults import ALL_STAGES, DEFAULT_FPS, VIDEO_EXTENSIONS  # noqa: F401 - re-exported
 
 
 def pipeline_version() -> str:
@@ -28,6 +31,10 @@ class PipelineConfig:
     fps: float = DEFAULT_FPS
     max_side: int = 1280  # analysed frames are shrunk so their longer side is at most this
     stages: tuple[str, ...] = ALL_STAGES  # which analysis stages run (media staging always does)
+    faces: FacesConfig = field(default_factory=FacesConfig)
+    diarize: DiarizeConfig = field(default_factory=DiarizeConfig)
+    transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
+    emotions: EmotionConfig = field(default_factory=EmotionConfig)
 
     def __post_init__(self) -> None:
         if not 0 < self.fps <= 120:

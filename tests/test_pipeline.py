@@ -1,0 +1,85 @@
+"""The whole pipeline, end to end, on generated clips with known truth (offline default models)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tasks.query import connect
+
+
+@pytest.fixture(scope="module")
+def con(pipeline_out: str):  # type: ignore[no-untyped-def]
+    return connect(pipeline_out)
+
+
+def video_id(con, name: str) -> str:  # type: ignore[no-untyped-def]
+    return con.execute("SELECT video_id FROM videos WHERE name = ?", [name]).fetchone()[0]
+
+
+def test_every_file_has_one_videos_row_with_its_status(con, corpus) -> None:  # type: ignore[no-untyped-def]
+    rows = dict(con.execute("SELECT name, status FROM videos").fetchall())
+    assert rows == {**{n: "ok" for n in corpus.faces}, **{n: "failed" for n in corpus.bad}}
+
+
+def test_backends_name_the_models_that_made_each_stage(con) -> None:  # type: ignore[no-untyped-def]
+    (backends,) = con.execute("SELECT backends FROM videos WHERE name = 'interview.mp4'").fetchone()
+    stages = json.loads(backends)
+    assert set(stages) == {"faces", "diarize", "transcribe", "emotions"}
+    assert "yunet" in stages["faces"] and "rcma-distilled-v0" in stages["emotions"]
+
+
+def test_one_face_is_one_track_over_most_frames(con) -> None:  # type: ignore[no-untyped-def]
+    vid = video_id(con, "interview.mp4")
+    analysed, tracks = con.execute(
+        "SELECT n_frames_analysed, (SELECT count(DISTINCT track_id) FROM faces WHERE video_id = $v) "
+        "FROM videos WHERE video_id = $v", {"v": vid}).fetchone()
+    (largest,) = con.execute(
+        "SELECT max(n) FROM (SELECT count(*) AS n FROM faces WHERE video_id = ? GROUP BY track_id)", [vid]).fetchone()
+    assert tracks == 1
+    assert largest >= 0.95 * analysed
+
+
+def test_two_faces_are_two_stable_tracks(con) -> None:  # type: ignore[no-untyped-def]
+    vid = video_id(con, "two_people.mp4")
+    counts = [n for (n,) in con.execute("SELECT count(*) FROM faces WHERE video_id = ? GROUP BY track_id", [vid]).fetchall()]
+    (analysed,) = con.execute("SELECT n_frames_analysed FROM videos WHERE video_id = ?", [vid]).fetchone()
+    assert len(counts) == 2 and min(counts) >= 0.9 * analysed
+
+
+def test_dialogue_gives_two_speakers_and_labelled_words(con, corpus) -> None:  # type: ignore[no-untyped-def]
+    vid = video_id(con, "interview.mp4")
+    (speakers,) = con.execute("SELECT count(DISTINCT speaker) FROM speaker_turns WHERE video_id = ?", [vid]).fetchone()
+    words = con.execute("SELECT lower(word), speaker FROM words WHERE video_id = ?", [vid]).fetchall()
+    truth = {w.word for w in corpus.dialogues["interview.mp4"].words}
+    assert speakers == 2
+    assert sum(w.strip(".,?!") in truth for w, _ in words) >= 0.8 * len(truth)
+    assert sum(s is not None for _, s in words) >= 0.95 * len(words)
+
+
+def test_emotions_for_every_face_row_in_range_never_without_a_face(con) -> None:  # type: ignore[no-untyped-def]
+    faces = con.execute("SELECT video_id, track_id, frame FROM faces ORDER BY ALL").fetchall()
+    emotions = con.execute("SELECT video_id, track_id, frame FROM emotions ORDER BY ALL").fetchall()
+    assert emotions == faces and len(faces) > 100
+    low, high = con.execute("SELECT min(least(valence, arousal)), max(greatest(valence, arousal)) FROM emotions").fetchone()
+    assert -1.0 <= low and high <= 1.0 and high > low
+
+
+def test_speaker_column_follows_the_turns(con) -> None:  # type: ignore[no-untyped-def]
+    """An emotion row inside a diarized turn carries that turn's speaker; no audio means no speaker."""
+    mismatched, inside = con.execute(
+        "SELECT count(*) FILTER (WHERE e.speaker IS DISTINCT FROM s.speaker), count(*) FROM emotions e "
+        "JOIN speaker_turns s ON e.video_id = s.video_id AND e.t >= s.start + 0.2 AND e.t < s.\"end\" - 0.2 "
+        "WHERE NOT EXISTS (SELECT 1 FROM speaker_turns o WHERE o.video_id = s.video_id AND o.speaker <> s.speaker "
+        "AND e.t >= o.start AND e.t < o.\"end\")").fetchone()
+    assert inside > 20 and mismatched == 0
+    (with_speaker,) = con.execute(
+        "SELECT count(*) FROM emotions JOIN videos USING (video_id) WHERE name = 'no_audio.mp4' AND speaker IS NOT NULL"
+    ).fetchone()
+    assert with_speaker == 0
+
+
+def test_model_column_says_it_is_a_demonstration_model(con) -> None:  # type: ignore[no-untyped-def]
+    models = {m for (m,) in con.execute("SELECT DISTINCT model FROM emotions").fetchall()}
+    assert len(models) == 1 and "distilled demonstration model" in models.pop()

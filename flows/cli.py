@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as err:  # noqa: BLE001 - the one place that turns errors into exit codes
+    except Exception as err:
         if args.debug:
             raise
         print(f"error: {_one_line(err)}", file=sys.stderr)
@@ -75,13 +75,17 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--out", required=True, help="output root for the tables (folder or s3://bucket/prefix)")
     run.add_argument("--force", action="store_true", help="redo videos that are already done")
     run.add_argument("--workers", type=_positive_int, default=1, help="videos processed at once (default 1)")
-    run.add_argument("--fps", type=float, default=DEFAULT_FPS, help=f"analysed frames per second (default {DEFAULT_FPS:g})")
+    run.add_argument(
+        "--fps", type=float, default=DEFAULT_FPS, help=f"analysed frames per second (default {DEFAULT_FPS:g})"
+    )
     run.add_argument(
         "--stages",
         default=",".join(ALL_STAGES),
         help=f"comma-separated analysis stages to run (default all: {','.join(ALL_STAGES)})",
     )
-    run.add_argument("--video-timeout", type=float, default=3600.0, help="seconds before one video is given up (default 3600)")
+    run.add_argument(
+        "--video-timeout", type=float, default=3600.0, help="seconds before one video is given up (default 3600)"
+    )
     run.add_argument("--work-dir", help="scratch space for staged files (default: the system temp dir)")
     run.set_defaults(func=cmd_run)
 

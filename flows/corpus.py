@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
 from prefect.futures import PrefectFuture, as_completed
 
@@ -88,7 +87,9 @@ def run_corpus(
             summary.results.append(VideoResult(source_file.uri, "skipped"))
         else:
             todo.append(source_file)
-    logger.info("%d videos under %s: %d to process, %d already done", len(files), source, len(todo), len(files) - len(todo))
+    logger.info(
+        "%d videos under %s: %d to process, %d already done", len(files), source, len(todo), len(files) - len(todo)
+    )
     for result in summary.results:
         _report(result, summary, len(files), on_video_done)
     jobs = _bounded_map(process_video_task, todo, workers, out, config, run_id, work_dir, video_timeout_s)
@@ -96,7 +97,13 @@ def run_corpus(
         _report(_outcome(source_file, future), summary, len(files), on_video_done)
     summary.elapsed_s = (datetime.now(UTC) - started).total_seconds()
     store.write("runs", run_id, to_table("runs", [_run_row(summary, config, started, force, workers)]))
-    logger.info("run %s: %d ok, %d failed, %d skipped", run_id, summary.count("ok"), summary.count("failed"), summary.count("skipped"))
+    logger.info(
+        "run %s: %d ok, %d failed, %d skipped",
+        run_id,
+        summary.count("ok"),
+        summary.count("failed"),
+        summary.count("skipped"),
+    )
     return summary
 
 
@@ -136,7 +143,9 @@ def _run_id() -> str:
         return uuid.uuid4().hex
 
 
-def _run_row(summary: RunSummary, config: PipelineConfig, started: datetime, force: bool, workers: int) -> dict[str, Any]:
+def _run_row(
+    summary: RunSummary, config: PipelineConfig, started: datetime, force: bool, workers: int
+) -> dict[str, Any]:
     return {
         "run_id": summary.run_id,
         "flow": "process-corpus",

@@ -34,7 +34,7 @@ def run_demo(directory: str) -> int:
     summary = run_with_progress(str(media), str(out), fps=5.0, stages=None)
     con = connect(str(out))
     print(f"\ntables: {out.resolve()}/<table>/video_id=<id>/part-0.parquet")
-    print(f"query them: affectflow sql --out {out} \"SELECT * FROM emotion_summary\"\n")
+    print(f'query them: affectflow sql --out {out} "SELECT * FROM emotion_summary"\n')
     print("sample query — emotion per video:")
     con.sql(SAMPLE_SQL).show()
     video_id = con.execute("SELECT video_id FROM videos WHERE name = 'two_people.mp4'").fetchone()

@@ -98,7 +98,7 @@ def _faces_table(video_id: str, faces: Any) -> pa.Table:
 
 # Stage tasks return their additions to StageOutputs (a dict of field -> value, with
 # "backend" naming the backend and weights); run_video merges them in.
-MODEL_TASK = dict(tags=["gpu"], cache_policy=NO_CACHE)
+MODEL_TASK: dict[str, Any] = dict(tags=["gpu"], cache_policy=NO_CACHE)
 
 
 @task(name="faces", **MODEL_TASK)

@@ -96,7 +96,7 @@ def _one_at_a_time(stage: str) -> Iterator[None]:
         yield
 
 
-class VideoTimeout(Exception):
+class VideoTimeoutError(Exception):
     """The video took longer than its budget (a pathological file must not hold a nightly run)."""
 
 
@@ -112,7 +112,7 @@ def deadline_hook(timeout_s: float | None) -> Hook:
 
     def hook(step: str, completed: int, total: int | None) -> None:
         if time.monotonic() > end:
-            raise VideoTimeout(f"timed out after {timeout_s:g} s (during {step})")
+            raise VideoTimeoutError(f"timed out after {timeout_s:g} s (during {step})")
 
     return hook
 
@@ -256,4 +256,4 @@ def process_video(uri: str, out: str, fps: float = 5.0, run_id: str = "adhoc") -
     return run_video(source, out, PipelineConfig(fps=fps), run_id).__dict__
 
 
-process_video_task = task(run_video, name="process-video", cache_policy=NO_CACHE)
+process_video_task = task(name="process-video", cache_policy=NO_CACHE)(run_video)

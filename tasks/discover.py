@@ -30,10 +30,7 @@ def discover(source: str, extensions: tuple[str, ...] = VIDEO_EXTENSIONS) -> lis
     fs, root = fsspec.core.url_to_fs(source)
     if not fs.exists(root):
         raise SourceError(f"source not found: {source}")
-    if fs.isfile(root):
-        entries = {root: fs.info(root)}
-    else:
-        entries = fs.find(root, detail=True)
+    entries = {root: fs.info(root)} if fs.isfile(root) else fs.find(root, detail=True)
     files = [
         SourceFile(_uri(fs, path, source), int(info.get("size") or 0), _version(info))
         for path, info in entries.items()

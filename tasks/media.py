@@ -179,8 +179,8 @@ def analysis_size(info: MediaInfo, max_side: int | None) -> tuple[int, int, floa
     scale = 1.0
     if max_side and max(info.width, info.height) > max_side:
         scale = max_side / max(info.width, info.height)
-    width = max(2, int(round(info.width * scale / 2)) * 2)  # even sizes keep ffmpeg happy
-    height = max(2, int(round(info.height * scale / 2)) * 2)
+    width = max(2, round(info.width * scale / 2) * 2)  # even sizes keep ffmpeg happy
+    height = max(2, round(info.height * scale / 2) * 2)
     return width, height, width / info.width
 
 
@@ -199,9 +199,7 @@ def iter_frames(path: Path, info: MediaInfo, fps: float, *, max_side: int | None
         .output("pipe:", format="rawvideo", pix_fmt="bgr24")
         .global_args("-nostdin", "-loglevel", "error")
     )
-    process = subprocess.Popen(
-        ffmpeg.compile(stream, cmd=ffmpeg_exe()), stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    process = subprocess.Popen(ffmpeg.compile(stream, cmd=ffmpeg_exe()), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     frame_bytes = width * height * 3
     assert process.stdout is not None
     try:
@@ -211,7 +209,7 @@ def iter_frames(path: Path, info: MediaInfo, fps: float, *, max_side: int | None
             if len(buffer) < frame_bytes:
                 break
             t = k / rate
-            index = min(int(round(t * info.fps)), max(info.n_frames - 1, 0))
+            index = min(round(t * info.fps), max(info.n_frames - 1, 0))
             yield Frame(index, t, np.frombuffer(buffer, np.uint8).reshape(height, width, 3), scale)
             k += 1
     finally:

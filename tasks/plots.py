@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import duckdb
 import fsspec
 import matplotlib
+from matplotlib.artist import Artist
 
 matplotlib.use("Agg")  # no display: plots are files
 
@@ -75,7 +76,7 @@ def load_timeline(con: duckdb.DuckDBPyConnection, video_id: str) -> Timeline:
     frames_per_track, t_max, model = con.execute(
         "SELECT count(*) / greatest(count(DISTINCT track_id), 1), max(t), any_value(model) FROM emotions "
         "WHERE video_id = getvariable('video_id')"
-    ).fetchone()
+    ).fetchone() or (0, None, None)
     turns = con.execute(
         "SELECT speaker, start, \"end\" FROM speaker_turns WHERE video_id = getvariable('video_id') ORDER BY start"
     ).df()
@@ -261,7 +262,7 @@ def _format_time_axis(axes: list[plt.Axes], duration_s: float) -> None:
 
 def _legend(fig: Figure, timeline: Timeline, speakers: list[str], colors: dict[str, str]) -> None:
     tracks = sorted(timeline.emotions["track_id"].unique()) if not timeline.emotions.empty else []
-    handles = [
+    handles: list[Artist] = [
         plt.Line2D([], [], color=TRACK_COLORS[i % len(TRACK_COLORS)], lw=2, label=f"face track {track}")
         for i, track in enumerate(tracks)
     ]

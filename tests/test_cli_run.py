@@ -52,7 +52,12 @@ def test_run_records_every_video_then_skips_then_forces(
     assert set(rows) == {"with audio.mp4", "no_audio.mov", *expected_errors}
     good = rows["with audio.mp4"]
     assert (good["status"], good["width"], good["height"], good["fps"], good["has_audio"]) == (
-        "ok", "320", "240", "25.0", "True")
+        "ok",
+        "320",
+        "240",
+        "25.0",
+        "True",
+    )
     assert float(good["duration_s"]) == pytest.approx(2.0, abs=0.05)
     silent = rows["no_audio.mov"]
     assert (silent["status"], silent["width"], silent["fps"], silent["has_audio"]) == ("ok", "640", "30.0", "False")

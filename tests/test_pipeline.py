@@ -34,16 +34,21 @@ def test_one_face_is_one_track_over_most_frames(con) -> None:  # type: ignore[no
     vid = video_id(con, "interview.mp4")
     analysed, tracks = con.execute(
         "SELECT n_frames_analysed, (SELECT count(DISTINCT track_id) FROM faces WHERE video_id = $v) "
-        "FROM videos WHERE video_id = $v", {"v": vid}).fetchone()
+        "FROM videos WHERE video_id = $v",
+        {"v": vid},
+    ).fetchone()
     (largest,) = con.execute(
-        "SELECT max(n) FROM (SELECT count(*) AS n FROM faces WHERE video_id = ? GROUP BY track_id)", [vid]).fetchone()
+        "SELECT max(n) FROM (SELECT count(*) AS n FROM faces WHERE video_id = ? GROUP BY track_id)", [vid]
+    ).fetchone()
     assert tracks == 1
     assert largest >= 0.95 * analysed
 
 
 def test_two_faces_are_two_stable_tracks(con) -> None:  # type: ignore[no-untyped-def]
     vid = video_id(con, "two_people.mp4")
-    counts = [n for (n,) in con.execute("SELECT count(*) FROM faces WHERE video_id = ? GROUP BY track_id", [vid]).fetchall()]
+    counts = [
+        n for (n,) in con.execute("SELECT count(*) FROM faces WHERE video_id = ? GROUP BY track_id", [vid]).fetchall()
+    ]
     (analysed,) = con.execute("SELECT n_frames_analysed FROM videos WHERE video_id = ?", [vid]).fetchone()
     assert len(counts) == 2 and min(counts) >= 0.9 * analysed
 
@@ -62,17 +67,20 @@ def test_emotions_for_every_face_row_in_range_never_without_a_face(con) -> None:
     faces = con.execute("SELECT video_id, track_id, frame FROM faces ORDER BY ALL").fetchall()
     emotions = con.execute("SELECT video_id, track_id, frame FROM emotions ORDER BY ALL").fetchall()
     assert emotions == faces and len(faces) > 100
-    low, high = con.execute("SELECT min(least(valence, arousal)), max(greatest(valence, arousal)) FROM emotions").fetchone()
-    assert -1.0 <= low and high <= 1.0 and high > low
+    low, high = con.execute(
+        "SELECT min(least(valence, arousal)), max(greatest(valence, arousal)) FROM emotions"
+    ).fetchone()
+    assert low >= -1.0 and high <= 1.0 and high > low
 
 
 def test_speaker_column_follows_the_turns(con) -> None:  # type: ignore[no-untyped-def]
     """An emotion row inside a diarized turn carries that turn's speaker; no audio means no speaker."""
     mismatched, inside = con.execute(
         "SELECT count(*) FILTER (WHERE e.speaker IS DISTINCT FROM s.speaker), count(*) FROM emotions e "
-        "JOIN speaker_turns s ON e.video_id = s.video_id AND e.t >= s.start + 0.2 AND e.t < s.\"end\" - 0.2 "
+        'JOIN speaker_turns s ON e.video_id = s.video_id AND e.t >= s.start + 0.2 AND e.t < s."end" - 0.2 '
         "WHERE NOT EXISTS (SELECT 1 FROM speaker_turns o WHERE o.video_id = s.video_id AND o.speaker <> s.speaker "
-        "AND e.t >= o.start AND e.t < o.\"end\")").fetchone()
+        'AND e.t >= o.start AND e.t < o."end")'
+    ).fetchone()
     assert inside > 20 and mismatched == 0
     (with_speaker,) = con.execute(
         "SELECT count(*) FROM emotions JOIN videos USING (video_id) WHERE name = 'no_audio.mp4' AND speaker IS NOT NULL"

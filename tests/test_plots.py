@@ -79,5 +79,3 @@ def test_pipeline_videos_plot(pipeline_out: str, tmp_path: Path) -> None:
 
     for (video,) in connect(pipeline_out).execute("SELECT video_id FROM videos WHERE status = 'ok'").fetchall():
         assert_readable_png(Path(plot_timeline(pipeline_out, video, str(tmp_path / f"{video}.png"))))
-
-

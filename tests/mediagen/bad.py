@@ -16,7 +16,19 @@ def make_bad_files(directory: Path) -> dict[str, str]:
     (directory / "zero_bytes.mp4").write_bytes(b"")
     (directory / "not_a_video.mp4").write_text("this is a text file with a video extension\n")
     whole = directory / ".whole.mp4"  # hidden: discovery ignores dot-files
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", "2", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(whole))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=25",
+        "-t",
+        "2",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        str(whole),
+    )
     data = whole.read_bytes()
     (directory / "truncated.mp4").write_bytes(data[: len(data) // 2])  # mp4 index (moov) is at the end: lost
     whole.unlink()
@@ -27,7 +39,9 @@ def make_bad_files(directory: Path) -> dict[str, str]:
     }
 
 
-def make_testsrc_video(path: Path, seconds: float = 2.0, *, audio: bool = True, size: str = "320x240", fps: int = 25) -> Path:
+def make_testsrc_video(
+    path: Path, seconds: float = 2.0, *, audio: bool = True, size: str = "320x240", fps: int = 25
+) -> Path:
     """A faceless synthetic clip (colour bars + tone), for checks that need no faces."""
     inputs = ["-f", "lavfi", "-i", f"testsrc=size={size}:rate={fps}"]
     if audio:

@@ -27,8 +27,22 @@ class Corpus:
 
 def mux(video: Path, wav: Path, out: Path) -> Path:
     """Put ``wav`` under ``video`` as AAC; the clip lasts as long as the video."""
-    ffmpeg("-i", str(video), "-i", str(wav), "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac",
-           "-shortest", str(out))
+    ffmpeg(
+        "-i",
+        str(video),
+        "-i",
+        str(wav),
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-c:v",
+        "copy",
+        "-c:a",
+        "aac",
+        "-shortest",
+        str(out),
+    )
     return out
 
 

@@ -40,11 +40,32 @@ def make_face_video(
     """Write an H.264 mp4 (no audio) of ``n_faces`` moving faces on a plain background."""
     width, height = size
     patches = [face_patch(mirror=k == 1) for k in range(n_faces)]
-    n_frames = int(round(seconds * fps))
+    n_frames = round(seconds * fps)
     path.parent.mkdir(parents=True, exist_ok=True)
-    command = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24",
-               "-s", f"{width}x{height}", "-r", str(fps), "-i", "pipe:", "-c:v", "libx264", "-pix_fmt", "yuv420p",
-               "-preset", "veryfast", str(path)]
+    command = [
+        "ffmpeg",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "bgr24",
+        "-s",
+        f"{width}x{height}",
+        "-r",
+        str(fps),
+        "-i",
+        "pipe:",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-preset",
+        "veryfast",
+        str(path),
+    ]
     with subprocess.Popen(command, stdin=subprocess.PIPE) as ffmpeg:
         assert ffmpeg.stdin is not None
         for i in range(n_frames):

@@ -15,6 +15,7 @@ from prefect import flow, get_run_logger, task
 from prefect.context import get_run_context
 from prefect.futures import PrefectFuture, as_completed
 
+from flows.artifacts import RunArtifacts
 from flows.video import IO_RETRIES, VideoResult, process_video_task
 from tasks import media
 from tasks.config import ALL_STAGES, PipelineConfig, pipeline_version
@@ -90,11 +91,13 @@ def run_corpus(
     logger.info(
         "%d videos under %s: %d to process, %d already done", len(files), source, len(todo), len(files) - len(todo)
     )
+    artifacts = RunArtifacts(len(files))
     for result in summary.results:
-        _report(result, summary, len(files), on_video_done)
+        _report(result, summary, len(files), on_video_done, artifacts)
     jobs = _bounded_map(process_video_task, todo, workers, out, config, run_id, work_dir, video_timeout_s)
     for source_file, future in jobs:
-        _report(_outcome(source_file, future), summary, len(files), on_video_done)
+        _report(_outcome(source_file, future), summary, len(files), on_video_done, artifacts)
+    artifacts.summary(summary.results, _timeline_plots(store, summary.results))
     summary.elapsed_s = (datetime.now(UTC) - started).total_seconds()
     store.write("runs", run_id, to_table("runs", [_run_row(summary, config, started, force, workers)]))
     logger.info(
@@ -129,11 +132,33 @@ def _outcome(source_file: SourceFile, future: PrefectFuture[VideoResult]) -> Vid
         return VideoResult(source_file.uri, "failed", error=f"{type(err).__name__}: {err}")
 
 
-def _report(result: VideoResult, summary: RunSummary, total: int, on_video_done: OnVideoDone | None) -> None:
+def _report(
+    result: VideoResult,
+    summary: RunSummary,
+    total: int,
+    on_video_done: OnVideoDone | None,
+    artifacts: RunArtifacts,
+) -> None:
     if result not in summary.results:
         summary.results.append(result)
+    artifacts.video_done(len(summary.results))
     if on_video_done is not None:
         on_video_done(result, len(summary.results), total)
+
+
+def _timeline_plots(store: Store, results: list[VideoResult]) -> dict[str, str]:
+    """A timeline PNG per video processed in this run, at <out>/plots/<video_id>.png."""
+    from tasks.plots import plot_timeline
+
+    plots = {}
+    for result in results:
+        if result.status == "ok" and store.has_rows("emotions", result.video_id):
+            png = f"{store.root.rstrip('/')}/plots/{result.video_id}.png"
+            try:
+                plots[result.video_id] = plot_timeline(store.root, result.video_id, png)
+            except Exception as err:  # noqa: BLE001 - a plot must never fail the run
+                get_run_logger().warning("no timeline plot for %s: %s", result.name, err)
+    return plots
 
 
 def _run_id() -> str:

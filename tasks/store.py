@@ -169,6 +169,9 @@ class Store:
         """Glob URL for readers (DuckDB): every partition of ``table``."""
         return f"{self.root.rstrip('/')}/{table}/*/*.parquet"
 
+    def has_rows(self, table: str, video_id: str) -> bool:
+        return bool(self.fs.exists(self.file(table, video_id)))
+
     def has_files(self, table: str) -> bool:
         return bool(self.fs.glob(f"{self._base}/{table}/*/*.parquet"))
 

@@ -91,3 +91,12 @@ def test_speaker_column_follows_the_turns(con) -> None:  # type: ignore[no-untyp
 def test_model_column_says_it_is_a_demonstration_model(con) -> None:  # type: ignore[no-untyped-def]
     models = {m for (m,) in con.execute("SELECT DISTINCT model FROM emotions").fetchall()}
     assert len(models) == 1 and "distilled demonstration model" in models.pop()
+
+
+def test_run_leaves_a_timeline_plot_per_video_with_emotions(con, pipeline_out: str) -> None:  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    ids = {v for (v,) in con.execute("SELECT DISTINCT video_id FROM emotions").fetchall()}
+    plots = {p.stem: p for p in (Path(pipeline_out) / "plots").glob("*.png")}
+    assert set(plots) == ids
+    assert all(p.stat().st_size > 20_000 for p in plots.values())

@@ -88,6 +88,26 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--video-timeout", type=float, default=3600.0, help="seconds before one video is given up (default 3600)"
     )
+    run.add_argument(
+        "--faces-backend",
+        choices=("yunet-sface", "insightface"),
+        default="yunet-sface",
+        help="face detector/embedder (insightface needs AFFECTFLOW_INSIGHTFACE_DIR)",
+    )
+    run.add_argument(
+        "--diarizer",
+        choices=("default", "pyannote"),
+        default="default",
+        help="speaker diarization (pyannote needs AFFECTFLOW_PYANNOTE_DIR)",
+    )
+    run.add_argument("--language", help="spoken language code, e.g. en (default: detected)")
+    run.add_argument(
+        "--emotion-model",
+        choices=("rcma", "teachers"),
+        default="rcma",
+        help="rcma: the checkpoint (AFFECTFLOW_RCMA_CHECKPOINT, default the shipped demo model); "
+        "teachers: the offline teacher ensemble baseline",
+    )
     run.add_argument("--work-dir", help="scratch space for staged files (default: the system temp dir)")
     run.set_defaults(func=cmd_run)
 
@@ -122,6 +142,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         stages=stages,
         video_timeout_s=args.video_timeout,
         work_dir=args.work_dir,
+        faces_backend=args.faces_backend,
+        diarizer=args.diarizer,
+        language=args.language,
+        emotion_model=args.emotion_model,
     )
     return 0 if summary.ok else EXIT_FAILED_VIDEOS
 

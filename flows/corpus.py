@@ -19,8 +19,12 @@ from flows.artifacts import RunArtifacts
 from flows.video import IO_RETRIES, VideoResult, process_video_task
 from tasks import media
 from tasks.config import ALL_STAGES, PipelineConfig, pipeline_version
+from tasks.diarize import DiarizeConfig
 from tasks.discover import SourceFile, discover
+from tasks.faces import FacesConfig
+from tasks.infer import EmotionConfig
 from tasks.store import Store, to_table
+from tasks.transcribe import TranscribeConfig
 
 OnVideoDone = Callable[[VideoResult, int, int], None]  # (result, n_done, n_total)
 
@@ -196,13 +200,25 @@ def process_corpus(
     video_timeout_s: float | None = 3600.0,
     stages: list[str] | None = None,
     work_dir: str | None = None,
+    faces_backend: str = "yunet-sface",
+    diarizer: str = "default",
+    language: str | None = None,
+    emotion_model: str = "rcma",
 ) -> RunSummary:
     """Process every video under ``source`` (folder or s3:// prefix) into tables under ``out``.
 
     Videos already done with the same bytes and configuration are skipped; one bad
-    video is recorded as failed and never stops the others.
+    video is recorded as failed and never stops the others. Model files and directories
+    come from the AFFECTFLOW_* environment variables (README, "Models and their weights").
     """
-    config = PipelineConfig(fps=fps, stages=tuple(stages) if stages is not None else ALL_STAGES)
+    config = PipelineConfig(
+        fps=fps,
+        stages=tuple(stages) if stages is not None else ALL_STAGES,
+        faces=FacesConfig(backend=faces_backend),
+        diarize=DiarizeConfig(backend=diarizer),
+        transcribe=TranscribeConfig(language=language),
+        emotions=EmotionConfig(model=emotion_model),
+    )
     return run_corpus(
         source, out, config, force=force, workers=workers, video_timeout_s=video_timeout_s, work_dir=work_dir
     )

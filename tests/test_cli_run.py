@@ -110,3 +110,18 @@ def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
     text = capsys.readouterr().out
     for command in ("run", "sql", "demo"):
         assert command in text
+
+
+def test_backend_choices_are_validated_before_anything_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", str(tmp_path), "--out", str(tmp_path / "out"), "--emotion-model", "bogus"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'bogus'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_emotion_model_option_changes_the_config_hash() -> None:
+    from tasks.config import PipelineConfig
+    from tasks.infer import EmotionConfig
+
+    assert PipelineConfig().hash() != PipelineConfig(emotions=EmotionConfig(model="teachers")).hash()

@@ -179,24 +179,31 @@ class Store:
 
     def write(self, name: str, key: str, table: pa.Table) -> None:
         """Atomically replace the one file of ``name`` for ``key`` (a video_id or run_id)."""
-        if table.schema != SCHEMAS[name]:
-            table = table.cast(SCHEMAS[name])
-        buffer = io.BytesIO()
-        pq.write_table(table, buffer, compression="zstd")
-        self._put_atomic(self.file(name, key), buffer.getvalue())
+        self._put_atomic(self.file(name, key), _parquet_bytes(name, table))
 
     def write_video(self, video_id: str, tables: Mapping[str, pa.Table], video_row: Mapping[str, Any]) -> None:
         """Commit one video: its per-video tables first, its ``videos`` row last.
 
-        A table a stage did not produce is absent from ``tables`` and its old file (if
-        any) is removed, so no rows survive from a stage that did not run this time.
+        The new files are uploaded under temporary names before anything visible
+        changes, so a failed write (disk full, permission, S3 5xx) leaves the video's
+        previous rows exactly as they were. A table a stage did not produce is absent
+        from ``tables`` and its old file (if any) is removed, so no rows survive from a
+        stage that did not run this time.
         """
-        self.uncommit(video_id)
-        for name in VIDEO_TABLES:
-            if name in tables:
-                self.write(name, video_id, tables[name])
-            else:
-                self._remove(self.file(name, video_id))
+        staged: dict[str, str] = {}
+        try:
+            for name in VIDEO_TABLES:
+                if name in tables:
+                    staged[name] = self._put_temporary(self.file(name, video_id), _parquet_bytes(name, tables[name]))
+            self.uncommit(video_id)
+            for name in VIDEO_TABLES:
+                if name in staged:
+                    self._move(staged.pop(name), self.file(name, video_id))
+                else:
+                    self._remove(self.file(name, video_id))
+        finally:
+            for temporary in staged.values():
+                self._remove(temporary, quiet=True)
         self.write("videos", video_id, to_table("videos", [video_row]))
 
     def delete_video(self, video_id: str) -> None:
@@ -210,27 +217,45 @@ class Store:
         self._remove(self.file("videos", video_id))
 
     def _put_atomic(self, path: str, data: bytes) -> None:
-        fs = self.fs
+        if is_local(self.fs):
+            self._move(self._put_temporary(path, data), path)  # os.replace: atomic on POSIX
+        else:
+            self._put(path, data)  # one PUT: the object appears whole or not at all
+
+    def _put_temporary(self, path: str, data: bytes) -> str:
+        """Write ``data`` next to ``path`` under a name no reader globs (``.tmp-…``); return that name."""
+        temporary = f"{path.rsplit('/', 1)[0]}/.tmp-{uuid.uuid4().hex}"
+        self._put(temporary, data)
+        return temporary
+
+    def _put(self, path: str, data: bytes) -> None:
         try:
-            if is_local(fs):
-                directory = os.path.dirname(path)
-                os.makedirs(directory, exist_ok=True)
-                tmp = os.path.join(directory, f".tmp-{uuid.uuid4().hex}")
+            if is_local(self.fs):
+                os.makedirs(os.path.dirname(path), exist_ok=True)
                 try:
-                    with open(tmp, "wb") as handle:
+                    with open(path, "wb") as handle:
                         handle.write(data)
                         handle.flush()
                         os.fsync(handle.fileno())
-                    os.replace(tmp, path)  # atomic on POSIX
-                finally:
-                    if os.path.exists(tmp):
-                        os.remove(tmp)
+                except BaseException:
+                    if os.path.exists(path):
+                        os.remove(path)
+                    raise
             else:
-                fs.pipe_file(path, data)  # one PUT: the object appears whole or not at all
+                self.fs.pipe_file(path, data)
         except OSError as err:
-            raise StoreError(f"cannot write {path}: {err}") from err
+            raise StoreError(f"cannot write {path}: {_reason(err)}") from err
 
-    def _remove(self, path: str) -> None:
+    def _move(self, source: str, target: str) -> None:
+        try:
+            if is_local(self.fs):
+                os.replace(source, target)
+            else:
+                self.fs.mv(source, target)  # server-side copy + delete
+        except OSError as err:
+            raise StoreError(f"cannot write {target}: {_reason(err)}") from err
+
+    def _remove(self, path: str, quiet: bool = False) -> None:
         fs = self.fs
         try:
             if fs.exists(path):
@@ -238,7 +263,8 @@ class Store:
         except FileNotFoundError:
             pass
         except OSError as err:
-            raise StoreError(f"cannot remove {path}: {err}") from err
+            if not quiet:
+                raise StoreError(f"cannot remove {path}: {_reason(err)}") from err
 
     # -- manifest: what was done to which source file --------------------------------------
 
@@ -256,3 +282,16 @@ class Store:
 
     def committed(self, video_id: str) -> bool:
         return bool(self.fs.exists(self.file("videos", video_id)))
+
+
+def _parquet_bytes(name: str, table: pa.Table) -> bytes:
+    if table.schema != SCHEMAS[name]:
+        table = table.cast(SCHEMAS[name])
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def _reason(err: OSError) -> str:
+    """The OS's words (``[Errno 28] No space left on device``) without the path repeated."""
+    return f"[Errno {err.errno}] {err.strerror}" if err.errno and err.strerror else str(err)

@@ -71,6 +71,32 @@ def test_rows_are_visible_only_once_the_videos_row_is_committed(tmp_path: Path) 
     assert connect(str(tmp_path)).execute("SELECT count(*) FROM speaker_turns").fetchone() == (2,)
 
 
+def test_failed_rewrite_of_a_video_leaves_its_previous_rows_visible(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(str(tmp_path))
+    words = to_table("words", [dict(video_id="abc", word="hi", start=0.0, end=0.2, model="m")])
+    store.write_video("abc", {"speaker_turns": _turns("abc", 2), "words": words}, {"video_id": "abc", "status": "ok"})
+    real_fsync, calls = os.fsync, []
+
+    def disk_full_on_second_file(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 2:  # speaker_turns went up, words hits a full disk
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", disk_full_on_second_file)
+    with pytest.raises(StoreError, match=r"\[Errno 28\] No space left on device"):
+        store.write_video(
+            "abc", {"speaker_turns": _turns("abc", 5), "words": words}, {"video_id": "abc", "status": "ok"}
+        )
+    con = connect(str(tmp_path))
+    assert con.execute("SELECT count(*) FROM speaker_turns").fetchone() == (2,)  # the old rows, still committed
+    assert con.execute("SELECT count(*) FROM words").fetchone() == (1,)
+    leftovers = [p.name for p in tmp_path.rglob("*") if p.is_file() and not p.name.endswith(".parquet")]
+    assert leftovers == []
+
+
 def test_write_video_removes_tables_of_stages_that_did_not_run(tmp_path: Path) -> None:
     store = Store(str(tmp_path))
     store.write_video("abc", {"speaker_turns": _turns("abc", 2)}, {"video_id": "abc", "status": "ok"})

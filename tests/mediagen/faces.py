@@ -1,8 +1,11 @@
-"""Videos with real, moving faces: scikit-image's astronaut photo (public domain).
+"""Videos with real, moving faces of two different people that ship in packages.
 
-Faces pan and zoom so tracking matters; a second person is the same photo mirrored and
-tinted (a different box, so two tracks), and ``leave_and_return`` takes the face off
-screen for a while so re-identification matters.
+- ``astronaut``: scikit-image's ``data.astronaut()`` (Eileen Collins, public domain);
+- ``hopper``: matplotlib's sample ``grace_hopper.jpg`` (Grace Hopper, public domain).
+
+Faces pan and zoom so tracking matters; ``leave_and_return`` takes the face off screen for
+a while so re-identification matters; ``one_after_other`` shows the first person, then the
+second in the same place, so merging two people into one track would show.
 """
 
 from __future__ import annotations
@@ -12,19 +15,21 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from matplotlib import cbook
 from skimage import data
 
-FACE_BOX = (150, 20, 330, 230)  # x1, y1, x2, y2 of the astronaut's head in the 512×512 photo
+PEOPLE = ("astronaut", "hopper")
 
 
-def face_patch(mirror: bool = False) -> np.ndarray:
-    """The astronaut's head and shoulders as BGR, optionally mirrored and tinted."""
-    rgb = data.astronaut()[0:300, 110:370]
-    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    if mirror:
-        bgr = cv2.flip(bgr, 1)
-        bgr = cv2.convertScaleAbs(bgr, alpha=0.9, beta=15)
-    return bgr
+def face_patch(person: str = "astronaut") -> np.ndarray:
+    """Head and shoulders of ``person`` as BGR, about 260×300 with a ~90 px wide face."""
+    if person == "astronaut":
+        return cv2.cvtColor(data.astronaut()[0:300, 110:370], cv2.COLOR_RGB2BGR)
+    if person == "hopper":
+        bgr = cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))  # (600, 512, 3)
+        assert bgr is not None, "matplotlib's sample data lacks grace_hopper.jpg"
+        return cv2.resize(bgr[0:560, 20:500], None, fx=0.53, fy=0.53, interpolation=cv2.INTER_AREA)
+    raise ValueError(f"unknown person {person!r}: use one of {', '.join(PEOPLE)}")
 
 
 def make_face_video(
@@ -36,43 +41,28 @@ def make_face_video(
     size: tuple[int, int] = (640, 480),
     leave_and_return: bool = False,
     faceless: bool = False,
+    one_after_other: bool = False,
 ) -> Path:
-    """Write an H.264 mp4 (no audio) of ``n_faces`` moving faces on a plain background."""
+    """Write an H.264 mp4 (no audio) of ``n_faces`` different people moving on a plain background.
+
+    ``one_after_other``: one lane, the astronaut in the first half and Grace Hopper in the second.
+    """
     width, height = size
-    patches = [face_patch(mirror=k == 1) for k in range(n_faces)]
+    patches = [face_patch(person) for person in PEOPLE[: 2 if one_after_other else n_faces]]
     n_frames = round(seconds * fps)
     path.parent.mkdir(parents=True, exist_ok=True)
-    command = [
-        "ffmpeg",
-        "-nostdin",
-        "-loglevel",
-        "error",
-        "-y",
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "bgr24",
-        "-s",
-        f"{width}x{height}",
-        "-r",
-        str(fps),
-        "-i",
-        "pipe:",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        "-preset",
-        "veryfast",
-        str(path),
-    ]
+    command = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24"]
+    command += ["-s", f"{width}x{height}", "-r", str(fps), "-i", "pipe:"]
+    command += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast", str(path)]
     with subprocess.Popen(command, stdin=subprocess.PIPE) as ffmpeg:
         assert ffmpeg.stdin is not None
         for i in range(n_frames):
             phase = i / max(n_frames - 1, 1)
             canvas = np.full((height, width, 3), (90, 110, 95), np.uint8)
             away = leave_and_return and 0.35 < phase < 0.6
-            if not faceless and not away:
+            if one_after_other:
+                _paste(canvas, patches[int(phase >= 0.5)], phase, 0, 1)
+            elif not faceless and not away:
                 for k, patch in enumerate(patches):
                     _paste(canvas, patch, phase, k, n_faces)
             ffmpeg.stdin.write(canvas.tobytes())

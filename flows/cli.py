@@ -13,6 +13,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from types import ModuleType
+from typing import NoReturn
 
 EXIT_FAILED_VIDEOS = 1  # the run finished, but some videos failed
 EXIT_USAGE = 2
@@ -38,8 +39,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FATAL
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """A usage mistake is one line that says where to look, not the whole usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrors(
         prog="affectflow",
         description="Per-frame valence/arousal for video corpora (RCMA over faces, voice and words).",
         epilog="Run `affectflow COMMAND --help` for the options of a command.",
@@ -78,15 +86,19 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--force", action="store_true", help="redo videos that are already done")
     run.add_argument("--workers", type=_positive_int, default=1, help="videos processed at once (default 1)")
     run.add_argument(
-        "--fps", type=float, default=DEFAULT_FPS, help=f"analysed frames per second (default {DEFAULT_FPS:g})"
+        "--fps", type=_positive_float, default=DEFAULT_FPS, help=f"analysed frames per second (default {DEFAULT_FPS:g})"
     )
     run.add_argument(
         "--stages",
+        type=_stage_list,
         default=",".join(ALL_STAGES),
         help=f"comma-separated analysis stages to run (default all: {','.join(ALL_STAGES)})",
     )
     run.add_argument(
-        "--video-timeout", type=float, default=3600.0, help="seconds before one video is given up (default 3600)"
+        "--video-timeout",
+        type=_positive_float,
+        default=3600.0,
+        help="seconds before one video is given up (default 3600)",
     )
     run.add_argument(
         "--faces-backend",
@@ -109,6 +121,18 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
         "teachers: the offline teacher ensemble baseline",
     )
     run.add_argument("--work-dir", help="scratch space for staged files (default: the system temp dir)")
+    scale = run.add_mutually_exclusive_group()
+    scale.add_argument(
+        "--dask-address",
+        help="run the videos on this Dask scheduler, e.g. tcp://host:8786 (default: AFFECTFLOW_DASK_ADDRESS if set)",
+    )
+    scale.add_argument(
+        "--dask-local",
+        type=_positive_int,
+        default=0,
+        metavar="N",
+        help="run the videos on a local Dask cluster of N processes",
+    )
     run.set_defaults(func=cmd_run)
 
 
@@ -122,8 +146,30 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
     demo.set_defaults(func=cmd_demo)
 
 
+def _stage_list(text: str) -> str:
+    from tasks.defaults import ALL_STAGES
+
+    unknown = sorted({s for s in text.split(",") if s} - set(ALL_STAGES))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown stage(s) {', '.join(unknown)}; choose from {','.join(ALL_STAGES)}")
+    return text
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
@@ -146,6 +192,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         diarizer=args.diarizer,
         language=args.language,
         emotion_model=args.emotion_model,
+        dask_address=args.dask_address,
+        dask_local_workers=args.dask_local,
     )
     return 0 if summary.ok else EXIT_FAILED_VIDEOS
 

@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from typing import TextIO
 
 import duckdb
+import fsspec
 
+from tasks.fs import check_root
 from tasks.query import connect, parse_params, view_sql
 
 PROMPT, CONTINUE = "affectflow> ", "       ...> "
@@ -83,9 +85,16 @@ def run_sql(args: argparse.Namespace) -> int:
         print(view_sql(args.out))
         return 0
     text = _read(args.file) if args.file else args.query
+    require_output_root(args.out)
     con = connect(args.out, attach=parse_params(args.attach), params=parse_params(args.param))
     if text:
-        show(con.sql(text), args.format, sys.stdout)
+        try:
+            relation = con.sql(text)
+        except duckdb.CatalogException as err:
+            raise QueryError(f"{_first_line(err)} (the views: {', '.join(view_names(con))})") from err
+        except duckdb.BinderException as err:
+            raise QueryError(f"{_first_line(err)} (a view's columns: DESCRIBE view_name; docs/sql.md)") from err
+        show(relation, args.format, sys.stdout)
         return 0
     return shell(con, sys.stdin, sys.stdout, args.format, out=args.out)
 
@@ -93,11 +102,28 @@ def run_sql(args: argparse.Namespace) -> int:
 def run_plot(args: argparse.Namespace) -> int:
     from tasks.plots import plot_timeline
 
+    require_output_root(args.out)
     png = args.png or f"timeline-{args.video_id}.png"
     print(plot_timeline(args.out, args.video_id, png, html_path=args.html))
     if args.html:
         print(args.html)
     return 0
+
+
+class QueryError(Exception):
+    """A query that names a view or column that does not exist."""
+
+
+def require_output_root(out: str) -> None:
+    """An --out that holds nothing is a typo more often than an empty run: say so."""
+    check_root(out)  # on an object store, first: credentials, bucket and endpoint, each in one line
+    fs, path = fsspec.core.url_to_fs(out)
+    if not fs.exists(path):
+        raise FileNotFoundError(f"no affectflow output at {out}: give the --out folder or URL of a run")
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0]
 
 
 def show(relation: duckdb.DuckDBPyRelation | None, fmt: str, stream: TextIO) -> None:

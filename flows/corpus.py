@@ -16,12 +16,14 @@ from prefect.context import get_run_context
 from prefect.futures import PrefectFuture, as_completed
 
 from flows.artifacts import RunArtifacts
-from flows.video import IO_RETRIES, VideoResult, process_video_task
+from flows.scaleout import Submit, video_submitter
+from flows.video import IO_RETRIES, VideoResult, retry_transient_io
 from tasks import media
 from tasks.config import ALL_STAGES, PipelineConfig, pipeline_version
 from tasks.diarize import DiarizeConfig
 from tasks.discover import SourceFile, discover
 from tasks.faces import FacesConfig
+from tasks.fs import check_root
 from tasks.infer import EmotionConfig
 from tasks.store import Store, to_table
 from tasks.transcribe import TranscribeConfig
@@ -49,7 +51,7 @@ class RunSummary:
         return self.count("failed") == 0
 
 
-@task(name="discover", **IO_RETRIES)
+@task(name="discover", **IO_RETRIES, retry_condition_fn=retry_transient_io)
 def discover_videos(source: str) -> list[SourceFile]:
     return discover(source)
 
@@ -76,14 +78,22 @@ def run_corpus(
     workers: int = 1,
     video_timeout_s: float | None = None,
     work_dir: str | None = None,
+    dask_address: str | None = None,
+    dask_local_workers: int = 0,
 ) -> RunSummary:
     """Body of the corpus flow (see ``process_corpus``)."""
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    if video_timeout_s is not None and video_timeout_s <= 0:
+        raise ValueError(f"video_timeout_s must be positive (or None for no limit), got {video_timeout_s}")
     on_video_done = video_done_listener.get()
     logger = get_run_logger()
     started = datetime.now(UTC)
     run_id = _run_id()
     store = Store(out)
     media.check_tools()
+    for root in (source, out):
+        check_root(root)  # one-line error before anything is written: credentials, bucket, endpoint
     files = discover_videos(source)
     summary = RunSummary(run_id, source, out)
     todo = []
@@ -98,9 +108,10 @@ def run_corpus(
     artifacts = RunArtifacts(len(files))
     for result in summary.results:
         _report(result, summary, len(files), on_video_done, artifacts)
-    jobs = _bounded_map(process_video_task, todo, workers, out, config, run_id, work_dir, video_timeout_s)
-    for source_file, future in jobs:
-        _report(_outcome(source_file, future), summary, len(files), on_video_done, artifacts)
+    with video_submitter(dask_address, dask_local_workers) as submit:
+        jobs = _bounded_map(submit, todo, workers, out, config, run_id, work_dir, video_timeout_s)
+        for source_file, future in jobs:
+            _report(_outcome(source_file, future), summary, len(files), on_video_done, artifacts)
     artifacts.summary(summary.results, _timeline_plots(store, summary.results))
     summary.elapsed_s = (datetime.now(UTC) - started).total_seconds()
     store.write("runs", run_id, to_table("runs", [_run_row(summary, config, started, force, workers)]))
@@ -115,14 +126,14 @@ def run_corpus(
 
 
 def _bounded_map(
-    video_task: Any, files: list[SourceFile], workers: int, *args: Any
+    submit: Submit, files: list[SourceFile], workers: int, *args: Any
 ) -> Iterable[tuple[SourceFile, PrefectFuture[VideoResult]]]:
     """Submit at most ``workers`` videos at once; yield each as it finishes."""
     pending = iter(files)
     running: dict[PrefectFuture[VideoResult], SourceFile] = {}
     while True:
         while len(running) < max(1, workers) and (source_file := next(pending, None)) is not None:
-            running[video_task.submit(source_file, *args)] = source_file
+            running[submit(source_file, *args)] = source_file
         if not running:
             return
         done = next(as_completed(list(running)))
@@ -204,12 +215,16 @@ def process_corpus(
     diarizer: str = "default",
     language: str | None = None,
     emotion_model: str = "rcma",
+    dask_address: str | None = None,
+    dask_local_workers: int = 0,
 ) -> RunSummary:
     """Process every video under ``source`` (folder or s3:// prefix) into tables under ``out``.
 
     Videos already done with the same bytes and configuration are skipped; one bad
     video is recorded as failed and never stops the others. Model files and directories
     come from the AFFECTFLOW_* environment variables (README, "Models and their weights").
+    ``dask_address`` (or AFFECTFLOW_DASK_ADDRESS) runs the videos on a Dask cluster,
+    ``dask_local_workers`` on a temporary local one (flows/scaleout.py).
     """
     config = PipelineConfig(
         fps=fps,
@@ -220,5 +235,13 @@ def process_corpus(
         emotions=EmotionConfig(model=emotion_model),
     )
     return run_corpus(
-        source, out, config, force=force, workers=workers, video_timeout_s=video_timeout_s, work_dir=work_dir
+        source,
+        out,
+        config,
+        force=force,
+        workers=workers,
+        video_timeout_s=video_timeout_s,
+        work_dir=work_dir,
+        dask_address=dask_address,
+        dask_local_workers=dask_local_workers,
     )

@@ -11,8 +11,25 @@ from flows.corpus import RunSummary, process_corpus, video_done_listener
 from flows.video import VideoResult
 
 
+def preflight(source: str, out: str) -> None:
+    """Fail in a second, before Prefect starts, on what would stop the whole run.
+
+    Missing ffmpeg, a source that does not exist or holds no videos, an unusable bucket:
+    one line and nothing written (the flow checks again when a deployment runs it).
+    """
+    from tasks import media
+    from tasks.discover import discover
+    from tasks.fs import check_root
+
+    media.check_tools()
+    for root in (source, out):
+        check_root(root)
+    discover(source)
+
+
 def run_with_progress(source: str, out: str, **options: Any) -> RunSummary:
     """Run ``process-corpus`` in this process and print one line per video and a summary."""
+    preflight(source, out)
     bar = tqdm(total=0, unit="video", desc="videos", file=sys.stderr, disable=None, dynamic_ncols=True)
 
     def on_video_done(result: VideoResult, done: int, total: int) -> None:

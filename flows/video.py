@@ -29,7 +29,7 @@ from prefect.cache_policies import NO_CACHE
 from flows.stages import STAGES, StageOutputs
 from tasks import media
 from tasks.config import PipelineConfig, pipeline_version
-from tasks.discover import SourceFile
+from tasks.discover import SourceError, SourceFile
 from tasks.media import MediaError, MediaInfo, StagedVideo
 from tasks.progress import Hook, no_progress
 from tasks.store import Store, StoreError
@@ -38,18 +38,20 @@ T = TypeVar("T")
 IO_RETRIES: dict[str, Any] = dict(retries=3, retry_delay_seconds=[1, 4, 16], cache_policy=NO_CACHE)
 
 
-def _retry_io(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry transient I/O; a bad file stays bad however often it is read."""
+def retry_transient_io(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry transient I/O; a bad file or a missing source stays so however often it is read."""
     try:
         state.result()
-    except (MediaError, FileNotFoundError, IsADirectoryError, PermissionError):
+    except (MediaError, SourceError, FileNotFoundError, IsADirectoryError, PermissionError):
         return False
+    except StoreError as err:
+        return err.transient
     except Exception:  # noqa: BLE001 - anything else may be transient (network, S3 5xx)
         return True
     return False
 
 
-@task(name="stage", **IO_RETRIES, retry_condition_fn=_retry_io)
+@task(name="stage", **IO_RETRIES, retry_condition_fn=retry_transient_io)
 def stage_video(uri: str, work_dir: Path) -> StagedVideo:
     return media.stage(uri, work_dir)
 
@@ -64,7 +66,7 @@ def extract_audio(staged: StagedVideo, info: MediaInfo, work_dir: Path) -> Path 
     return media.extract_audio(staged.path, info, work_dir / "audio.wav")
 
 
-@task(name="write-tables", **IO_RETRIES, retry_condition_fn=_retry_io)
+@task(name="write-tables", **IO_RETRIES, retry_condition_fn=retry_transient_io)
 def write_tables(out: str, video_id: str, tables: dict[str, pa.Table], row: dict[str, Any]) -> None:
     Store(out).write_video(video_id, tables, row)
 

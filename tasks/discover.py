@@ -36,6 +36,8 @@ def discover(source: str, extensions: tuple[str, ...] = VIDEO_EXTENSIONS) -> lis
         for path, info in entries.items()
         if path.lower().endswith(extensions) and not _hidden(path[len(root) :])
     ]
+    if not files:
+        raise SourceError(f"no videos under {source} (looked for {', '.join(extensions)} files)")
     return sorted(files, key=lambda f: f.uri)
 
 

@@ -1,11 +1,80 @@
-"""fsspec helpers shared by the stages that read sources and write outputs."""
+"""fsspec helpers shared by the stages that read sources and write outputs.
+
+Object stores are configured only by the standard AWS settings, which botocore reads
+itself (checked with s3fs 2026.9 / botocore 1.43, AWS_ENDPOINT_URL included):
+``AWS_ACCESS_KEY_ID`` + ``AWS_SECRET_ACCESS_KEY`` (or ``AWS_PROFILE``), ``AWS_ENDPOINT_URL``
+for an S3-compatible server (MinIO, Ceph, moto), ``AWS_DEFAULT_REGION``, and
+``AWS_MAX_ATTEMPTS`` / ``AWS_RETRY_MODE`` for botocore's own retries. Nothing is hard-coded.
+"""
 
 from __future__ import annotations
+
+import os
 
 import fsspec
 
 
+class StorageError(Exception):
+    """An object-store source or output root cannot be used at all (credentials, bucket, endpoint).
+
+    Permanent for this run: retrying will not help, so it is reported once, before anything is written.
+    """
+
+
 def is_local(fs: fsspec.AbstractFileSystem) -> bool:
     """True for the local filesystem, where rename is atomic and paths are plain paths."""
-    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol
-    return bool({"file", "local"} & set(protocols))
+    return bool({"file", "local"} & _protocols(fs))
+
+
+def is_object_store(fs: fsspec.AbstractFileSystem) -> bool:
+    """S3 and its kin, where the first path component is a bucket."""
+    return bool({"s3", "s3a", "gs", "gcs", "abfs", "az"} & _protocols(fs))
+
+
+def check_root(url: str) -> None:
+    """Raise a one-line ``StorageError`` when the bucket of an object-store URL is not usable.
+
+    One HEAD request on the bucket: it fails fast on missing credentials, an unknown
+    bucket or an endpoint that does not answer. Local paths are left to the caller.
+    """
+    fs, path = fsspec.core.url_to_fs(url)
+    if not is_object_store(fs):
+        return
+    bucket = path.split("/", 1)[0]
+    try:
+        fs.info(bucket)
+    except Exception as err:  # translated into one line that says what to fix
+        raise storage_error(err, url) from err
+
+
+def storage_error(err: BaseException, url: str) -> StorageError:
+    """What went wrong with ``url``, in one line that names the setting to fix."""
+    from botocore.exceptions import (
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        PartialCredentialsError,
+    )
+
+    bucket = url.split("://", 1)[-1].split("/", 1)[0]
+    if isinstance(err, NoCredentialsError | PartialCredentialsError):
+        return StorageError(
+            f"no credentials for {url}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)"
+        )
+    if isinstance(err, EndpointConnectionError | ConnectTimeoutError):
+        return StorageError(f"cannot reach the object store at {endpoint()} for {url}: is AWS_ENDPOINT_URL right?")
+    if isinstance(err, FileNotFoundError):
+        return StorageError(f"bucket not found: {bucket} (for {url}); create it or fix the URL")
+    if isinstance(err, PermissionError):
+        return StorageError(f"access denied to bucket {bucket} (for {url}): check the credentials' permissions")
+    first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return StorageError(f"cannot use {url}: {first_line}")
+
+
+def endpoint() -> str:
+    """The S3 endpoint botocore will use, for messages."""
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "the AWS default endpoint"
+
+
+def _protocols(fs: fsspec.AbstractFileSystem) -> set[str]:
+    return {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)

@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from tasks.fs import is_local
+from tasks.fs import check_root, is_local
 from tasks.store import SCHEMAS, Store
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -95,6 +95,7 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
 def _create_views(con: duckdb.DuckDBPyConnection, out: str, views: Path) -> None:
     fs = Store(out).fs
     protocols = (fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol
+    check_root(out)
     if not is_local(fs) and not set(protocols) & set(con.list_filesystems()):
         con.register_filesystem(fs)
     con.execute(view_sql(out, views=views))

@@ -36,3 +36,16 @@ def test_nightly_schedule_is_a_valid_cron_in_a_real_timezone() -> None:
 
 def test_folder_deployment_has_no_schedule() -> None:
     assert not deployments()["folder"].get("schedules")
+
+
+def test_model_stages_carry_the_gpu_tag_that_a_concurrency_limit_bounds() -> None:
+    from flows.stages import STAGES
+
+    assert {stage.name for stage in STAGES} == {"faces", "diarize", "transcribe", "emotions"}
+    assert all("gpu" in stage.task.tags for stage in STAGES)  # type: ignore[attr-defined]
+
+
+def test_deployments_share_the_process_pool_and_run_from_the_checkout() -> None:
+    (step,) = SPEC["pull"]
+    assert step["prefect.deployments.steps.set_working_directory"]["directory"] == "{{ $PWD }}"
+    assert {spec["work_pool"]["name"] for spec in deployments().values()} == {"affectflow"}

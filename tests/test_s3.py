@@ -1,0 +1,108 @@
+"""S3 end to end on a real S3-compatible server (moto's server mode on 127.0.0.1).
+
+Configuration comes only from the standard AWS variables (tests/servers.py sets them):
+discover under an s3:// prefix, stage, write every table, manifest and plot to an s3://
+output root, skip on re-run, query with `affectflow sql --out s3://…`, and one-line errors
+for what a user gets wrong (credentials, bucket, endpoint) with nothing written.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+
+import pytest
+
+from flows.cli import main
+from tests.servers import S3Server, environment, forget_s3_clients, free_port, s3_server
+
+pytestmark = pytest.mark.slow  # a moto server, the Prefect engine and real models
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Server]:
+    with s3_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def s3_run(s3: S3Server, corpus) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """One good clip and one bad file under s3://corpus/videos, processed into s3://results/out."""
+    source, out = f"{s3.bucket('corpus')}/videos", f"{s3.bucket('results')}/out"
+    bad = next(iter(corpus.bad))
+    s3.upload([corpus.root / "interview.mp4", corpus.root / bad], source)
+    assert main(["run", source, "--out", out]) == 1  # the bad file failed, the clip is ok
+    return source, out
+
+
+def sql(capsys: pytest.CaptureFixture[str], out: str, query: str) -> list[dict[str, str]]:
+    capsys.readouterr()
+    assert main(["sql", "--out", out, "--format", "csv", query]) == 0
+    return list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+
+
+def test_corpus_on_s3_writes_every_table_manifest_and_plot(
+    s3: S3Server, s3_run: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, out = s3_run
+    videos = {r["name"]: r for r in sql(capsys, out, "SELECT name, uri, status, video_id FROM videos")}
+    assert videos["interview.mp4"]["status"] == "ok"
+    assert videos["interview.mp4"]["uri"] == f"{source}/interview.mp4"
+    assert [r["status"] for name, r in videos.items() if name != "interview.mp4"] == ["failed"]
+    counts = sql(
+        capsys,
+        out,
+        "SELECT (SELECT count(*) FROM faces) AS faces, (SELECT count(*) FROM emotions) AS emotions, "
+        "(SELECT count(*) FROM words) AS words, (SELECT count(*) FROM speaker_turns) AS turns",
+    )[0]
+    assert all(int(n) > 0 for n in counts.values()), counts
+    keys = s3.keys(out)
+    video_id = videos["interview.mp4"]["video_id"]
+    for table in ("videos", "faces", "speaker_turns", "words", "emotions"):
+        assert f"{table}/video_id={video_id}/part-0.parquet" in keys
+    assert f"plots/{video_id}.png" in keys
+    assert sum(key.startswith("_manifest/") for key in keys) == 2
+    assert sum(key.startswith("runs/") for key in keys) == 1
+
+
+def test_second_run_over_the_same_prefix_skips_everything(
+    s3_run: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, out = s3_run
+    assert main(["run", source, "--out", out]) == 0  # nothing failed this time: nothing ran
+    runs = sql(capsys, out, "SELECT n_ok, n_failed, n_skipped FROM runs ORDER BY started")
+    assert runs[-1] == {"n_ok": "0", "n_failed": "0", "n_skipped": "2"}
+
+
+def _fails_with_one_line(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    capsys.readouterr()
+    assert main(argv) == 3
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1, err
+
+
+def test_missing_bucket_is_one_line_error_and_nothing_is_written(
+    s3: S3Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = f"{s3.bucket('empty-out')}/out"
+    _fails_with_one_line(
+        capsys, ["run", "s3://no-such-bucket/videos", "--out", out], "bucket not found: no-such-bucket"
+    )
+    _fails_with_one_line(capsys, ["sql", "--out", "s3://no-such-bucket/out", "SELECT 1"], "bucket not found")
+    assert s3.keys(out) == []
+
+
+def test_missing_credentials_are_one_line_error(s3: S3Server, capsys: pytest.CaptureFixture[str]) -> None:
+    with environment({"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None}):
+        forget_s3_clients()
+        _fails_with_one_line(capsys, ["sql", "--out", "s3://results/out", "SELECT 1"], "no credentials for s3://")
+    forget_s3_clients()
+
+
+def test_unreachable_endpoint_is_one_line_error(s3: S3Server, capsys: pytest.CaptureFixture[str]) -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    with environment({"AWS_ENDPOINT_URL": nowhere, "AWS_MAX_ATTEMPTS": "1"}):
+        forget_s3_clients()
+        _fails_with_one_line(capsys, ["run", "s3://corpus/videos", "--out", "s3://results/out"], "cannot reach")
+    forget_s3_clients()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -90,13 +91,17 @@ def diarize(wav: Path | None, config: DiarizeConfig, hook: Hook | None = None) -
     import torch
 
     pipeline = load_pipeline(config.backend, config.pipeline_dir, resolve_device(config.device))
-    output = pipeline(
-        {"waveform": torch.from_numpy(audio)[None], "sample_rate": SAMPLE_RATE},
-        num_speakers=config.num_speakers,
-        min_speakers=config.min_speakers,
-        max_speakers=config.max_speakers,
-        hook=pyannote_hook(hook),
-    )
+    with warnings.catch_warnings():
+        # pyannote's clustering averages an empty set when no window holds speech (music, tones):
+        # numpy warns, the result is simply no turns.
+        warnings.filterwarnings("ignore", "Mean of empty slice|invalid value encountered", RuntimeWarning)
+        output = pipeline(
+            {"waveform": torch.from_numpy(audio)[None], "sample_rate": SAMPLE_RATE},
+            num_speakers=config.num_speakers,
+            min_speakers=config.min_speakers,
+            max_speakers=config.max_speakers,
+            hook=pyannote_hook(hook),
+        )
     annotation = getattr(output, "speaker_diarization", output)  # pyannote 3.x pipelines return the Annotation
     turns = [
         SpeakerTurn(str(speaker), round(segment.start, 3), round(segment.end, 3))

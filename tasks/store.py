@@ -14,6 +14,7 @@ Only this module writes tables.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -126,7 +127,18 @@ TABLES = tuple(SCHEMAS)
 
 
 class StoreError(Exception):
-    """Writing to the output root failed (disk full, permission, S3 error)."""
+    """Writing to the output root failed (disk full, permission, S3 error).
+
+    ``transient`` says whether trying again may help (a network error or an S3 5xx may
+    pass; a full disk or a refused permission will not, so those are not retried).
+    """
+
+    def __init__(self, message: str, transient: bool = True):
+        super().__init__(message)
+        self.transient = transient
+
+
+PERMANENT_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.EDQUOT, errno.ENAMETOOLONG}
 
 
 def write_file(path: str, table: pa.Table) -> None:
@@ -190,21 +202,29 @@ class Store:
         from ``tables`` and its old file (if any) is removed, so no rows survive from a
         stage that did not run this time.
         """
+        new = {name: tables[name] for name in VIDEO_TABLES if name in tables}
+        new["videos"] = to_table("videos", [video_row])
         staged: dict[str, str] = {}
+        self._remove_leftovers(video_id)
         try:
-            for name in VIDEO_TABLES:
-                if name in tables:
-                    staged[name] = self._put_temporary(self.file(name, video_id), _parquet_bytes(name, tables[name]))
-            self.uncommit(video_id)
+            for name, table in new.items():
+                staged[name] = self._put_temporary(self.file(name, video_id), _parquet_bytes(name, table))
+            self.uncommit(video_id)  # from here on only renames (S3: server-side copies)
             for name in VIDEO_TABLES:
                 if name in staged:
                     self._move(staged.pop(name), self.file(name, video_id))
                 else:
                     self._remove(self.file(name, video_id))
+            self._move(staged.pop("videos"), self.file("videos", video_id))  # the commit
         finally:
             for temporary in staged.values():
                 self._remove(temporary, quiet=True)
-        self.write("videos", video_id, to_table("videos", [video_row]))
+
+    def _remove_leftovers(self, video_id: str) -> None:
+        """Temporary files of a write that was killed before it finished (never visible, but they take space)."""
+        for name in (*VIDEO_TABLES, "videos"):
+            for path in self.fs.glob(f"{self.partition(name, video_id)}/.tmp-*"):
+                self._remove(path, quiet=True)
 
     def delete_video(self, video_id: str) -> None:
         """Remove every row of a video (its source file changed or disappeared)."""
@@ -244,7 +264,7 @@ class Store:
             else:
                 self.fs.pipe_file(path, data)
         except OSError as err:
-            raise StoreError(f"cannot write {path}: {_reason(err)}") from err
+            raise StoreError(f"cannot write {path}: {_reason(err)}", _transient(err)) from err
 
     def _move(self, source: str, target: str) -> None:
         try:
@@ -253,7 +273,7 @@ class Store:
             else:
                 self.fs.mv(source, target)  # server-side copy + delete
         except OSError as err:
-            raise StoreError(f"cannot write {target}: {_reason(err)}") from err
+            raise StoreError(f"cannot write {target}: {_reason(err)}", _transient(err)) from err
 
     def _remove(self, path: str, quiet: bool = False) -> None:
         fs = self.fs
@@ -264,7 +284,7 @@ class Store:
             pass
         except OSError as err:
             if not quiet:
-                raise StoreError(f"cannot remove {path}: {_reason(err)}") from err
+                raise StoreError(f"cannot remove {path}: {_reason(err)}", _transient(err)) from err
 
     # -- manifest: what was done to which source file --------------------------------------
 
@@ -295,3 +315,7 @@ def _parquet_bytes(name: str, table: pa.Table) -> bytes:
 def _reason(err: OSError) -> str:
     """The OS's words (``[Errno 28] No space left on device``) without the path repeated."""
     return f"[Errno {err.errno}] {err.strerror}" if err.errno and err.strerror else str(err)
+
+
+def _transient(err: OSError) -> bool:
+    return err.errno not in PERMANENT_ERRNOS and not isinstance(err, PermissionError)

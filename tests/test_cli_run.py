@@ -100,8 +100,10 @@ def test_missing_source_is_one_line_error(tmp_path: Path, capsys: pytest.Capture
 
 
 def test_unknown_stage_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", str(tmp_path), "--out", str(tmp_path / "out"), "--stages", "faces,nonsense"]) != 0
-    assert "unknown stage" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", str(tmp_path), "--out", str(tmp_path / "out"), "--stages", "faces,nonsense"])
+    assert exit_info.value.code == 2
+    assert "unknown stage(s) nonsense" in capsys.readouterr().err
 
 
 def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:

@@ -118,3 +118,12 @@ def test_manifest_round_trip_and_missing(tmp_path: Path) -> None:
     assert store.read_manifest("s3://b/x.mp4") is None
     store.write_manifest("s3://b/x.mp4", {"video_id": "v", "status": "ok"})
     assert store.read_manifest("s3://b/x.mp4") == {"status": "ok", "video_id": "v"}
+
+
+def test_rewriting_a_video_removes_temporary_files_of_a_killed_write(tmp_path: Path) -> None:
+    store = Store(str(tmp_path))
+    partition = tmp_path / "speaker_turns" / "video_id=abc"
+    partition.mkdir(parents=True)
+    (partition / ".tmp-0123").write_bytes(b"half an upload")  # what SIGKILL mid-write leaves
+    store.write_video("abc", {"speaker_turns": _turns("abc", 2)}, {"video_id": "abc", "status": "ok"})
+    assert sorted(p.name for p in partition.iterdir()) == ["part-0.parquet"]

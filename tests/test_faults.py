@@ -232,7 +232,7 @@ def test_missing_ffmpeg_is_one_line_before_anything_runs(
     [
         (["run", "SRC", "--out", "OUT", "--fps", "0"], "--fps: must be greater than 0"),
         (["run", "SRC", "--out", "OUT", "--fps", "fast"], "--fps: not a number"),
-        (["run", "SRC", "--out", "OUT", "--workers", "0"], "--workers: must be at least 1"),
+        (["run", "SRC", "--out", "OUT", "--workers", "0"], "--workers: must be greater than 0"),
         (["run", "SRC", "--out", "OUT", "--video-timeout", "-5"], "--video-timeout: must be greater than 0"),
         (["run", "SRC", "--out", "OUT", "--faces-backend", "dlib"], "invalid choice: 'dlib'"),
         (["run", "SRC"], "required: --out"),

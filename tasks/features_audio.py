@@ -30,6 +30,7 @@ from tasks.features_visual import FeatureError, _providers
 
 SAMPLE_RATE = 16000
 HOP_S = 0.01  # eGeMAPS LLD frame step
+LLD_BLOCK_S, LLD_MARGIN_S = 60, 2  # seconds of signal per openSMILE call, and of context either side
 WINDOW_S = 2.0  # prosody needs a couple of syllables to be stable
 PEAK_PROMINENCE = 0.3  # loudness (sone-like units) rise that counts as a syllable nucleus
 VGGISH_ENV = "AFFECTFLOW_VGGISH_MODEL"
@@ -46,9 +47,25 @@ def _smile() -> object:
 
 
 def egemaps_lld(wav: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """Descriptor names and (frames, 25) eGeMAPS LLDs every 10 ms (frame i covers t ≈ i·0.01 s)."""
-    frame = _smile().process_signal(wav, SAMPLE_RATE)  # type: ignore[attr-defined]
-    return list(frame.columns), frame.to_numpy(np.float64)
+    """Descriptor names and (frames, 25) eGeMAPS LLDs every 10 ms (frame i covers t ≈ i·0.01 s).
+
+    openSMILE holds ~0.6 KB per 10 ms of signal while it works (1.1 GB for 30 minutes), so
+    long tracks go through it in blocks of ``LLD_BLOCK_S`` with ``LLD_MARGIN_S`` of context
+    on each side, cut on the 10 ms frame grid: each descriptor only looks a few frames
+    around its own, so the stitched frames equal the whole-track ones bit for bit
+    (tests/test_features_audio_blocks.py checks it).
+    """
+    hop = round(HOP_S * SAMPLE_RATE)
+    block, margin = LLD_BLOCK_S * SAMPLE_RATE, LLD_MARGIN_S * SAMPLE_RATE  # multiples of the hop
+    names: list[str] = []
+    parts = []
+    for start in range(0, max(len(wav), 1), block):
+        first = max(0, start - margin)
+        frame = _smile().process_signal(wav[first : start + block + margin], SAMPLE_RATE)  # type: ignore[attr-defined]
+        names = list(frame.columns)
+        lld = frame.to_numpy(np.float64)[(start - first) // hop :]
+        parts.append(lld if start + block >= len(wav) else lld[: block // hop])
+    return names, np.concatenate(parts)
 
 
 def _names() -> list[str]:
@@ -149,9 +166,11 @@ class VGGishOnnx:
         silence = np.full((VGGISH_FRAMES, VGGISH_BANDS), np.log(0.01))  # log-mel of digital silence
         padded = np.concatenate([silence, mel, silence])  # (F + 192, 64): patches near the ends are padded
         starts = np.clip(np.round(times / HOP_S).astype(int) - VGGISH_FRAMES // 2, -VGGISH_FRAMES, len(mel))
-        patches = np.stack([padded[s + VGGISH_FRAMES : s + 2 * VGGISH_FRAMES] for s in starts]).astype(np.float32)
-        batch_shape = [len(patches), *[d if isinstance(d, int) else 1 for d in self.shape[1:]]]
-        out = [self.session.run(None, {self.input: p.reshape([len(p), *batch_shape[1:]])})[0] for p in _chunks(patches)]
+        patch_shape = [d if isinstance(d, int) else 1 for d in self.shape[1:]]
+        out = []
+        for chunk in _chunks(starts):  # 256 patches at a time: 6 MB, not 25 KB per time step
+            patches = np.stack([padded[s + VGGISH_FRAMES : s + 2 * VGGISH_FRAMES] for s in chunk]).astype(np.float32)
+            out.append(self.session.run(None, {self.input: patches.reshape([len(patches), *patch_shape])})[0])
         return np.concatenate(out).reshape(len(times), self.dim).astype(np.float32)
 
 

@@ -44,6 +44,19 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]
     return root, cache, work
 
 
+def evaluate_args(root: Path, cache: Path, work: Path, table: Path) -> list[str]:
+    return [
+        "evaluate",
+        str(work / "rcma.pt"),
+        "--affwild2",
+        str(root),
+        "--features-cache",
+        str(cache),
+        "--out",
+        str(table),
+    ]
+
+
 def train_args(root: Path, cache: Path, work: Path, epochs: int) -> list[str]:
     return [
         "train",
@@ -84,21 +97,7 @@ def test_train_then_evaluate_then_resume(dataset: tuple[Path, Path, Path], capsy
     best = info.metrics["validation_ccc"]
 
     table = work / "scores.csv"
-    assert (
-        run(
-            [
-                "evaluate",
-                str(work / "rcma.pt"),
-                "--affwild2",
-                str(root),
-                "--features-cache",
-                str(cache),
-                "--out",
-                str(table),
-            ]
-        )
-        == 0
-    )
+    assert run(evaluate_args(root, cache, work, table)) == 0
     printed = capsys.readouterr().out
     assert all(name in printed for name in SPLIT_VIDEOS["Validation_Set"]) and "ALL" in printed
     rows = list(csv.DictReader(table.open()))
@@ -155,31 +154,13 @@ def test_train_flow_extracts_missing_features_once(dataset: tuple[Path, Path, Pa
 
 
 def test_scores_table_as_parquet(dataset: tuple[Path, Path, Path], tmp_path: Path) -> None:
-    import tasks.store
-
-    if not hasattr(tasks.store, "write_file"):
-        pytest.skip("tasks.store.write_file (standalone Parquet export) is not there yet")
     import pyarrow.parquet as pq
 
     root, cache, work = dataset
     if not (work / "rcma.pt").exists():
         run(train_args(root, cache, work, epochs=1))
     table = tmp_path / "scores.parquet"
-    assert (
-        run(
-            [
-                "evaluate",
-                str(work / "rcma.pt"),
-                "--affwild2",
-                str(root),
-                "--features-cache",
-                str(cache),
-                "--out",
-                str(table),
-            ]
-        )
-        == 0
-    )
+    assert run(evaluate_args(root, cache, work, table)) == 0
     rows = pq.read_table(table).to_pylist()
     assert rows[-1]["video"] == "ALL" and set(rows[-1]) == {
         "video",

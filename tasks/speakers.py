@@ -21,6 +21,7 @@ from resemblyzer.hparams import audio_norm_target_dBFS, model_embedding_size, pa
 from scipy.sparse.csgraph import laplacian
 from sklearn.cluster import SpectralClustering
 
+MAX_CLUSTERED = 1500  # embeddings clustered at once (≈ 12 min of speech); the affinity is n × n
 MIN_SPEECH_S = 0.1  # less masked speech than this gives no embedding (NaN)
 PARTIAL_HOP = 80  # mel frames (10 ms) between GE2E partial windows of 160 frames (1.6 s)
 MAX_PARTIALS = 3  # partial windows averaged per embedding: 3 cover a 5 s chunk
@@ -115,6 +116,20 @@ class EigengapClustering(BaseClustering):
     ) -> np.ndarray:
         # embeddings: (num_embeddings, dimension) → clusters: (num_embeddings,) in 0..k-1
         unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+        if len(unit) <= MAX_CLUSTERED:
+            return self.cluster_unit(unit, min_clusters, max_clusters, num_clusters)
+        # The affinity is (n, n): for a long video cluster an even sample of the timeline
+        # (every speaker who talks repeatedly is in it) and give every embedding its
+        # nearest sampled voice, so memory stays flat however long the video is.
+        sample = unit[:: int(np.ceil(len(unit) / MAX_CLUSTERED))]
+        clusters = self.cluster_unit(sample, min_clusters, max_clusters, num_clusters)
+        centroids = np.stack([sample[clusters == c].mean(0) for c in range(clusters.max() + 1)])
+        return np.argmax(unit @ centroids.T, axis=1)
+
+    def cluster_unit(
+        self, unit: np.ndarray, min_clusters: int, max_clusters: int, num_clusters: int | None
+    ) -> np.ndarray:
+        """Clusters of L2-normalised embeddings (all of them at once: memory grows with n²)."""
         if len(unit) < 3:
             return np.zeros(len(unit), dtype=int)
         affinity = self.affinity(unit)

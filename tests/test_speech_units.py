@@ -130,3 +130,25 @@ def test_eigengap_clustering_counts_well_separated_voices() -> None:
         clusters = EigengapClustering(0.35, 0.5, 8).cluster(embeddings, min_clusters=1, max_clusters=8)
         assert len(set(clusters)) == true_k
         assert all(len(set(clusters[i * 20 : (i + 1) * 20])) == 1 for i in range(true_k))
+
+
+def test_long_videos_cluster_a_sample_and_assign_every_embedding(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tasks.speakers
+    from tasks.speakers import EigengapClustering
+
+    rng = np.random.default_rng(1)
+    centres = np.linalg.qr(rng.normal(size=(256, 3)))[0].T  # three orthogonal unit voices
+    truth = rng.integers(0, 3, size=3000)  # who speaks in each window, interleaved over the timeline
+    embeddings = centres[truth] + 0.04 * rng.normal(size=(3000, 256))
+    seen: list[int] = []
+    real_cluster_unit = EigengapClustering.cluster_unit
+
+    def spy(self, unit, *args):  # type: ignore[no-untyped-def]
+        seen.append(len(unit))
+        return real_cluster_unit(self, unit, *args)
+
+    monkeypatch.setattr(EigengapClustering, "cluster_unit", spy)
+    clusters = EigengapClustering(0.35, 0.5, 8).cluster(embeddings, min_clusters=1, max_clusters=8)
+    assert seen == [1500] and tasks.speakers.MAX_CLUSTERED == 1500  # the n × n affinity stays bounded
+    assert len(clusters) == 3000
+    assert all(len(set(clusters[truth == k])) == 1 for k in range(3)) and len(set(clusters)) == 3

@@ -143,9 +143,7 @@ PERMANENT_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.
 
 def write_file(path: str, table: pa.Table) -> None:
     """One standalone Parquet file, atomically (exports such as `affectflow evaluate --out x.parquet`)."""
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
-    Store(os.path.dirname(path) or ".")._put_atomic(path, buffer.getvalue())
+    Store(os.path.dirname(path) or ".")._put_atomic(path, _parquet_bytes(table))
 
 
 def to_table(name: str, rows: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]]) -> pa.Table:
@@ -191,7 +189,7 @@ class Store:
 
     def write(self, name: str, key: str, table: pa.Table) -> None:
         """Atomically replace the one file of ``name`` for ``key`` (a video_id or run_id)."""
-        self._put_atomic(self.file(name, key), _parquet_bytes(name, table))
+        self._put_atomic(self.file(name, key), _parquet_bytes(table, SCHEMAS[name]))
 
     def write_video(self, video_id: str, tables: Mapping[str, pa.Table], video_row: Mapping[str, Any]) -> None:
         """Commit one video: its per-video tables first, its ``videos`` row last.
@@ -208,7 +206,7 @@ class Store:
         self._remove_leftovers(video_id)
         try:
             for name, table in new.items():
-                staged[name] = self._put_temporary(self.file(name, video_id), _parquet_bytes(name, table))
+                staged[name] = self._put_temporary(self.file(name, video_id), _parquet_bytes(table, SCHEMAS[name]))
             self.uncommit(video_id)  # from here on only renames (S3: server-side copies)
             for name in VIDEO_TABLES:
                 if name in staged:
@@ -304,9 +302,10 @@ class Store:
         return bool(self.fs.exists(self.file("videos", video_id)))
 
 
-def _parquet_bytes(name: str, table: pa.Table) -> bytes:
-    if table.schema != SCHEMAS[name]:
-        table = table.cast(SCHEMAS[name])
+def _parquet_bytes(table: pa.Table, schema: pa.Schema | None = None) -> bytes:
+    """One zstd Parquet file in memory, cast to ``schema`` (a table's exact store schema) when given."""
+    if schema is not None and table.schema != schema:
+        table = table.cast(schema)
     buffer = io.BytesIO()
     pq.write_table(table, buffer, compression="zstd")
     return buffer.getvalue()

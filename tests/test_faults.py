@@ -118,12 +118,17 @@ def test_variable_frame_rate_frames_are_in_order_and_never_repeated(tmp_path: Pa
 # -- storage faults: the video fails with the OS's words, everything else stays --------------
 
 
+def _clips(directory: Path, *names: str) -> Path:
+    """Short faceless clips, each a different length: different bytes, so different videos."""
+    directory.mkdir()
+    for k, name in enumerate(names):
+        make_testsrc_video(directory / name, seconds=1.0 + 0.5 * k)
+    return directory
+
+
 @pytest.fixture()
 def two_videos(tmp_path: Path) -> tuple[Path, Path]:
-    root = tmp_path / "videos"
-    root.mkdir()
-    make_testsrc_video(root / "a.mp4", seconds=1.0)
-    make_testsrc_video(root / "b.mp4", seconds=1.5)
+    root = _clips(tmp_path / "videos", "a.mp4", "b.mp4")
     out = tmp_path / "out"
     assert main(["run", str(root), "--out", str(out), "--stages", ""]) == 0
     return root, out
@@ -191,10 +196,7 @@ def test_a_model_that_raises_fails_that_video_only(
 ) -> None:
     import tasks.faces
 
-    root = tmp_path / "videos"
-    root.mkdir()
-    for name in ("a.mp4", "b.mp4", "c.mp4"):
-        make_testsrc_video(root / name, seconds=1.0 + len(name) * 0.1 + ord(name[0]) * 0.01)
+    root = _clips(tmp_path / "videos", "a.mp4", "b.mp4", "c.mp4")
     real_track_faces, calls = tasks.faces.track_faces, []
 
     def explodes_once(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -398,10 +400,7 @@ def test_s3_5xx_on_put_fails_that_video_after_retries_and_keeps_the_rest(
     import flows.video
     from tests.servers import environment, forget_s3_clients, s3_server
 
-    root = tmp_path / "videos"
-    root.mkdir()
-    make_testsrc_video(root / "a.mp4", seconds=1.0)
-    make_testsrc_video(root / "b.mp4", seconds=1.5)
+    root = _clips(tmp_path / "videos", "a.mp4", "b.mp4")
     refused = _video_id(root / "b.mp4")  # in the object keys of b (URLs encode the "=" before it)
     # The same retry policy, without the minutes of back-off a real outage deserves.
     monkeypatch.setattr(flows.video, "write_tables", flows.video.write_tables.with_options(retry_delay_seconds=0))

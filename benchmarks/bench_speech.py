@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import tempfile
 import time
@@ -23,29 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tasks.diarize import DiarizeConfig, diarize, load_pipeline, resolve_device
 from tasks.transcribe import TranscribeConfig, load_asr, resolve_compute_type, resolve_model_dir, transcribe
-from tests.mediagen.speech import DialogueTruth, make_long_speech
-
-
-def tokens(text: str) -> list[str]:
-    return re.sub(r"[^a-z' ]", " ", text.lower()).split()
-
-
-def word_error_rate(truth: DialogueTruth, hypothesis: str) -> float:
-    from nltk.metrics.distance import edit_distance
-
-    return edit_distance(tokens(truth.text), tokens(hypothesis)) / len(tokens(truth.text))
-
-
-def diarization_error_rate(truth: DialogueTruth, turns: list) -> float:  # type: ignore[type-arg]
-    from pyannote.core import Annotation, Segment
-    from pyannote.metrics.diarization import DiarizationErrorRate
-
-    reference, hypothesis = Annotation(), Annotation()
-    for t in truth.turns:
-        reference[Segment(t.start, t.end), len(reference)] = t.speaker
-    for t in turns:
-        hypothesis[Segment(t.start, t.end), len(hypothesis)] = t.speaker
-    return DiarizationErrorRate(collar=0.25)(reference, hypothesis)
+from tests.mediagen.speech import make_long_speech
+from tests.speech_metrics import diarization_error_rate, word_error_rate
 
 
 def timed(function, *args):  # type: ignore[no-untyped-def]
@@ -81,7 +59,7 @@ def main() -> None:
             load = (str(resolve_model_dir(model)), device, resolve_compute_type(asr_config.compute_type, device), None)
             _, load_s = timed(load_asr, *load)
             transcript, run_s = timed(transcribe, truth.wav, asr_config)
-            wer = word_error_rate(truth, " ".join(w.word for w in transcript.words))
+            wer = word_error_rate(truth.text, " ".join(w.word for w in transcript.words))
             print(
                 f"transcription  {transcript.backend}\n  load {load_s:.1f} s, run {run_s:.1f} s,"
                 f" RTF {run_s / truth.duration:.3f} (target ≤ 0.15), WER {wer:.3f}"

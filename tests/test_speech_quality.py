@@ -2,14 +2,18 @@
 
 Targets (issue 5): WER ≤ 15 % with the default ASR, DER ≤ 15 % with a 0.25 s collar
 with the default diarizer, the right number of speakers, ≥ 95 % of words labelled with
-the right speaker. The pyannote-pipeline and wav2vec2-alignment paths run on small
+the right speaker. Each condition (2 or 3 speakers, with pauses or with 0.25 s overlaps)
+is a test set of six dialogues, each starting at another sentence: a 60-word dialogue
+alone measures WER in steps of 1.6 % and depends on which sentences it drew. WER and
+word-speaker accuracy are pooled over a condition's set; DER and the speaker count must
+hold in every dialogue. The pyannote-pipeline and wav2vec2-alignment paths run on small
 checkpoints these tests build, so their loading and inference code runs for real.
 """
 
 from __future__ import annotations
 
-import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,137 +22,102 @@ import pytest
 from tasks.diarize import Diarization, DiarizeConfig, diarize, segmentation_checkpoint
 from tasks.transcribe import TranscribeConfig, Transcript, Word, assign_speakers, transcribe
 from tests.mediagen.speech import DialogueTruth, dialogue_turns, make_dialogue
+from tests.speech_metrics import (
+    diarization_error_rate,
+    pooled_word_error_rate,
+    word_error_rate,
+    word_speaker_hits,
+)
 
 pytestmark = pytest.mark.slow
 
 TWO, THREE = ["en-us+m3", "en-us+f2"], ["en-us+m3", "en-us+f2", "en-us+m7"]
-DIALOGUES = {  # name: (voices, number of turns, first sentence, pause_s, overlap_s)
-    "2 speakers, pause": (TWO, 6, 0, 0.7, 0.0),
-    "2 speakers, overlap": (TWO, 6, 12, 0.0, 0.25),
-    "3 speakers, pause": (THREE, 7, 3, 0.5, 0.0),
-    "3 speakers, overlap": (THREE, 7, 6, 0.0, 0.25),
+CONDITIONS = {  # name: (voices, turns per dialogue, pause_s, overlap_s)
+    "2 speakers, pause": (TWO, 6, 0.7, 0.0),
+    "2 speakers, overlap": (TWO, 6, 0.0, 0.25),
+    "3 speakers, pause": (THREE, 7, 0.5, 0.0),
+    "3 speakers, overlap": (THREE, 7, 0.0, 0.25),
 }
+FIRST_SENTENCES = range(0, 24, 4)  # six dialogues per condition, together every sentence of the list
+
+
+@dataclass(frozen=True)
+class Result:
+    truth: DialogueTruth
+    transcript: Transcript
+    diarization: Diarization
+    words: list[Word]  # the transcript's words with speakers
+
+    @property
+    def hypothesis(self) -> str:
+        return " ".join(w.word for w in self.transcript.words)
 
 
 @pytest.fixture(scope="module")
-def results(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> dict[str, tuple[DialogueTruth, Transcript, Diarization, list[Word]]]:
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Result]]:
     directory = tmp_path_factory.mktemp("dialogues")
-    out = {}
-    for name, (voices, n_turns, first, pause_s, overlap_s) in DIALOGUES.items():
-        truth = make_dialogue(
-            directory / f"{len(out)}.wav", dialogue_turns(n_turns, voices, first), pause_s=pause_s, overlap_s=overlap_s
-        )
-        transcript = transcribe(truth.wav, TranscribeConfig())
-        diarization = diarize(truth.wav, DiarizeConfig())
-        out[name] = (truth, transcript, diarization, assign_speakers(transcript.words, diarization.turns))
+    out: dict[str, list[Result]] = {}
+    for name, (voices, n_turns, pause_s, overlap_s) in CONDITIONS.items():
+        out[name] = []
+        for first in FIRST_SENTENCES:
+            wav = directory / f"{len(out)}-{first}.wav"
+            truth = make_dialogue(wav, dialogue_turns(n_turns, voices, first), pause_s=pause_s, overlap_s=overlap_s)
+            transcript = transcribe(truth.wav, TranscribeConfig())
+            diarization = diarize(truth.wav, DiarizeConfig())
+            words = assign_speakers(transcript.words, diarization.turns)
+            out[name].append(Result(truth, transcript, diarization, words))
     return out
 
 
-def tokens(text: str) -> list[str]:
-    return re.sub(r"[^a-z' ]", " ", text.lower()).split()
+@pytest.mark.parametrize("name", CONDITIONS)
+def test_default_asr_word_error_rate_is_at_most_15_percent(results: dict, name: str) -> None:
+    dialogues = results[name]
+    each = [word_error_rate(r.truth.text, r.hypothesis) for r in dialogues]
+    pooled = pooled_word_error_rate((r.truth.text, r.hypothesis) for r in dialogues)
+    print(f"{name}: WER {pooled:.3f} (dialogues {', '.join(f'{e:.3f}' for e in each)})")
+    assert pooled <= 0.15
+    # an overlapped turn start can cost a few words of one dialogue (docs/speech.md), never most of it
+    assert max(each) <= 0.3
 
 
-def wer(reference: str, hypothesis: str) -> float:
-    from nltk.metrics.distance import edit_distance
-
-    ref = tokens(reference)
-    return edit_distance(ref, tokens(hypothesis)) / len(ref)
-
-
-def annotation(turns: list[tuple[str, float, float]]):  # type: ignore[no-untyped-def]
-    from pyannote.core import Annotation, Segment
-
-    result = Annotation()
-    for speaker, start, end in turns:
-        result[Segment(start, end), len(result)] = speaker
-    return result
-
-
-def der(truth: DialogueTruth, diarization: Diarization) -> float:
-    """Diarization error rate, ignoring ±0.125 s around reference boundaries (0.25 s collar)."""
-    from pyannote.metrics.diarization import DiarizationErrorRate
-
-    reference = annotation([(t.speaker, t.start, t.end) for t in truth.turns])
-    hypothesis = annotation([(t.speaker, t.start, t.end) for t in diarization.turns])
-    return DiarizationErrorRate(collar=0.25)(reference, hypothesis)
-
-
-def word_speaker_accuracy(truth: DialogueTruth, diarization: Diarization, words: list[Word]) -> float:
-    """Share of words whose speaker, mapped to the truth's names, is the truth word's speaker."""
-    from pyannote.metrics.diarization import DiarizationErrorRate
-
-    reference = annotation([(t.speaker, t.start, t.end) for t in truth.turns])
-    hypothesis = annotation([(t.speaker, t.start, t.end) for t in diarization.turns])
-    mapping = DiarizationErrorRate().optimal_mapping(reference, hypothesis)
-    correct = 0
-    for word in words:
-        truth_word = matching_truth_word(word, truth)
-        correct += truth_word is not None and mapping.get(word.speaker) == truth_word.speaker
-    return correct / len(words)
-
-
-def matching_truth_word(word: Word, truth: DialogueTruth, slack_s: float = 0.3):  # type: ignore[no-untyped-def]
-    """The truth word a hypothesis word stands for: same text nearby, else the one it overlaps most.
-
-    In overlapped speech two truth words share the time, so time alone picks the wrong one.
-    """
-
-    def overlap(t) -> float:  # type: ignore[no-untyped-def]
-        return min(word.end + slack_s, t.end) - max(word.start - slack_s, t.start)
-
-    nearby = [t for t in truth.words if overlap(t) > 0]
-    same_text = [t for t in nearby if tokens(t.word) == tokens(word.word)]
-    return max(same_text or nearby, key=overlap, default=None)
-
-
-def test_default_asr_word_error_rate_is_at_most_15_percent(results: dict) -> None:
-    errors, words = 0.0, 0
-    for name, (truth, transcript, _, _) in results.items():
-        error = wer(truth.text, " ".join(w.word for w in transcript.words))
-        print(f"{name}: WER {error:.3f}")
-        # overlapped turn starts are partly lost and a few espeak-ng words are misheard (docs/speech.md)
-        assert error <= (0.15 if "pause" in name else 0.3)
-        errors, words = errors + error * len(tokens(truth.text)), words + len(tokens(truth.text))
-    assert errors / words <= 0.15
-
-
-@pytest.mark.parametrize("name", DIALOGUES)
+@pytest.mark.parametrize("name", CONDITIONS)
 def test_default_asr_reports_language_times_and_models(results: dict, name: str) -> None:
-    truth, transcript, _, _ = results[name]
-    assert transcript.language == "en"
-    assert transcript.alignment.startswith("faster-whisper word timestamps")
-    assert "Whisper base" in transcript.backend
-    assert all(0 <= w.start <= w.end <= truth.duration + 0.5 for w in transcript.words)
+    for result in results[name]:
+        assert result.transcript.language == "en"
+        assert result.transcript.alignment.startswith("faster-whisper word timestamps")
+        assert "Whisper base" in result.transcript.backend
+        assert all(0 <= w.start <= w.end <= result.truth.duration + 0.5 for w in result.transcript.words)
 
 
-@pytest.mark.parametrize("name", DIALOGUES)
+@pytest.mark.parametrize("name", CONDITIONS)
 def test_default_diarizer_finds_who_spoke_when(results: dict, name: str) -> None:
-    truth, _, diarization, _ = results[name]
-    error = der(truth, diarization)
-    found = {t.speaker for t in diarization.turns}
-    print(f"{name}: DER {error:.3f}, {len(found)} speakers found of {len(truth.speakers)}")
-    assert error <= 0.15
-    assert len(found) == len(truth.speakers)
-    assert "resemblyzer" in diarization.backend
+    for result in results[name]:
+        error = diarization_error_rate(result.truth, result.diarization.turns)
+        found = {t.speaker for t in result.diarization.turns}
+        print(f"{name}: DER {error:.3f}, {len(found)} speakers found of {len(result.truth.speakers)}")
+        assert error <= 0.15
+        assert len(found) == len(result.truth.speakers)
+        assert "resemblyzer" in result.diarization.backend
 
 
-@pytest.mark.parametrize("name", DIALOGUES)
+@pytest.mark.parametrize("name", CONDITIONS)
 def test_words_carry_the_right_speaker(results: dict, name: str) -> None:
-    truth, _, diarization, words = results[name]
-    accuracy = word_speaker_accuracy(truth, diarization, words)
-    print(f"{name}: word-speaker accuracy {accuracy:.3f}")
-    assert accuracy >= 0.95
+    dialogues = results[name]
+    hits = [word_speaker_hits(r.truth, r.diarization.turns, r.words) for r in dialogues]
+    each = [h / len(r.words) for h, r in zip(hits, dialogues, strict=True)]
+    pooled = sum(hits) / sum(len(r.words) for r in dialogues)
+    print(f"{name}: word-speaker accuracy {pooled:.3f} (dialogues {', '.join(f'{a:.3f}' for a in each)})")
+    assert pooled >= 0.95
+    assert min(each) >= 0.9
 
 
 def test_given_number_of_speakers_is_used(results: dict) -> None:
-    truth, _, _, _ = results["3 speakers, pause"]
+    truth = results["3 speakers, pause"][0].truth
     assert len({t.speaker for t in diarize(truth.wav, DiarizeConfig(num_speakers=2)).turns}) == 2
 
 
 def test_progress_hook_reports_pipeline_steps(results: dict) -> None:
-    truth, _, _, _ = results["2 speakers, pause"]
+    truth = results["2 speakers, pause"][0].truth
     steps: list[tuple[str, int, int | None]] = []
     diarize(truth.wav, DiarizeConfig(), hook=lambda step, done, total: steps.append((step, done, total)))
     transcribe(truth.wav, TranscribeConfig(), hook=lambda step, done, total: steps.append((step, done, total)))
@@ -157,10 +126,10 @@ def test_progress_hook_reports_pipeline_steps(results: dict) -> None:
 
 
 def test_tiny_en_is_the_fast_shipped_alternative(results: dict) -> None:
-    truth, _, _, _ = results["2 speakers, pause"]
+    truth = results["2 speakers, pause"][0].truth
     transcript = transcribe(truth.wav, TranscribeConfig(model_dir="tiny.en"))
     assert "tiny.en" in transcript.backend
-    assert wer(truth.text, " ".join(w.word for w in transcript.words)) <= 0.15
+    assert word_error_rate(truth.text, " ".join(w.word for w in transcript.words)) <= 0.15
 
 
 # ---------------------------------------------------------------- pyannote pipeline directory
@@ -204,7 +173,7 @@ def build_pipeline_dir(root: Path) -> Path:
 
 
 def test_pyannote_backend_runs_a_local_pipeline_dir(results: dict, tmp_path: Path) -> None:
-    truth, _, _, _ = results["2 speakers, pause"]
+    truth = results["2 speakers, pause"][0].truth
     config = DiarizeConfig(
         backend="pyannote", pipeline_dir=str(build_pipeline_dir(tmp_path / "pipeline")), num_speakers=2
     )
@@ -258,10 +227,10 @@ def build_align_dir(root: Path) -> Path:
 
 
 def test_whisperx_alignment_runs_from_a_local_model_dir(results: dict, tmp_path: Path) -> None:
-    truth, _, _, _ = results["2 speakers, pause"]
+    truth = results["2 speakers, pause"][0].truth
     config = TranscribeConfig(align_model_dir=str(build_align_dir(tmp_path / "align")), language="en")
     transcript = transcribe(truth.wav, config)
     assert transcript.alignment == "whisperx wav2vec2 forced alignment: align"
-    assert wer(truth.text, " ".join(w.word for w in transcript.words)) <= 0.15  # same words, other timing
+    assert word_error_rate(truth.text, " ".join(w.word for w in transcript.words)) <= 0.15  # same words, other timing
     assert all(0 <= w.start <= w.end <= truth.duration + 0.5 for w in transcript.words)
     assert all(w.score is None or 0 <= w.score <= 1 for w in transcript.words)

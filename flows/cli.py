@@ -112,6 +112,20 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
         default="default",
         help="speaker diarization (pyannote needs AFFECTFLOW_PYANNOTE_DIR)",
     )
+    run.add_argument(
+        "--speakers",
+        type=_positive_int,
+        metavar="N",
+        help="exact number of speakers in every video (default: estimated)",
+    )
+    run.add_argument("--min-speakers", type=_positive_int, metavar="N", help="at least N speakers per video")
+    run.add_argument("--max-speakers", type=_positive_int, metavar="N", help="at most N speakers per video")
+    run.add_argument(
+        "--asr-model",
+        metavar="MODEL",
+        help="Whisper model: base, tiny.en (both shipped) or a local CTranslate2 directory "
+        "(default: AFFECTFLOW_WHISPER_DIR if set, else base)",
+    )
     run.add_argument("--language", help="spoken language code, e.g. en (default: detected)")
     run.add_argument(
         "--emotion-model",
@@ -189,6 +203,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         work_dir=args.work_dir,
         faces_backend=args.faces_backend,
         diarizer=args.diarizer,
+        num_speakers=args.speakers,
+        min_speakers=args.min_speakers,
+        max_speakers=args.max_speakers,
+        asr_model=args.asr_model,
         language=args.language,
         emotion_model=args.emotion_model,
         dask_address=args.dask_address,

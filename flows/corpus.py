@@ -213,6 +213,10 @@ def process_corpus(
     work_dir: str | None = None,
     faces_backend: str = "yunet-sface",
     diarizer: str = "default",
+    num_speakers: int | None = None,
+    min_speakers: int | None = None,
+    max_speakers: int | None = None,
+    asr_model: str | None = None,
     language: str | None = None,
     emotion_model: str = "rcma",
     dask_address: str | None = None,
@@ -225,14 +229,21 @@ def process_corpus(
     come from the AFFECTFLOW_* environment variables (README, "Models and their weights").
     ``dask_address`` (or AFFECTFLOW_DASK_ADDRESS) runs the videos on a Dask cluster,
     ``dask_local_workers`` on a temporary local one (flows/scaleout.py).
+    ``num_speakers`` / ``min_speakers`` / ``max_speakers`` bound the diarizer's speaker
+    count (default: estimated); ``asr_model`` is "base", "tiny.en" or a local CTranslate2
+    Whisper directory (default: AFFECTFLOW_WHISPER_DIR, else "base").
     """
-    config = PipelineConfig(
+    config = pipeline_config(
         fps=fps,
-        stages=tuple(stages) if stages is not None else ALL_STAGES,
-        faces=FacesConfig(backend=faces_backend),
-        diarize=DiarizeConfig(backend=diarizer),
-        transcribe=TranscribeConfig(language=language),
-        emotions=EmotionConfig(model=emotion_model),
+        stages=stages,
+        faces_backend=faces_backend,
+        diarizer=diarizer,
+        num_speakers=num_speakers,
+        min_speakers=min_speakers,
+        max_speakers=max_speakers,
+        asr_model=asr_model,
+        language=language,
+        emotion_model=emotion_model,
     )
     return run_corpus(
         source,
@@ -244,4 +255,33 @@ def process_corpus(
         work_dir=work_dir,
         dask_address=dask_address,
         dask_local_workers=dask_local_workers,
+    )
+
+
+def pipeline_config(
+    fps: float = PipelineConfig.fps,
+    stages: Iterable[str] | None = None,
+    faces_backend: str = "yunet-sface",
+    diarizer: str = "default",
+    num_speakers: int | None = None,
+    min_speakers: int | None = None,
+    max_speakers: int | None = None,
+    asr_model: str | None = None,
+    language: str | None = None,
+    emotion_model: str = "rcma",
+) -> PipelineConfig:
+    """The run's configuration from the flow's flat parameters (a ValueError names a bad one)."""
+    diarize = DiarizeConfig(
+        backend=diarizer, num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers
+    )
+    transcribe = TranscribeConfig(language=language)
+    if asr_model:
+        transcribe = TranscribeConfig(model_dir=asr_model, language=language)
+    return PipelineConfig(
+        fps=fps,
+        stages=tuple(stages) if stages is not None else ALL_STAGES,
+        faces=FacesConfig(backend=faces_backend),
+        diarize=diarize,
+        transcribe=transcribe,
+        emotions=EmotionConfig(model=emotion_model),
     )

@@ -2,34 +2,43 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from typing import Any
 
 from tqdm import tqdm
 
-from flows.corpus import RunSummary, process_corpus, video_done_listener
+from flows.corpus import RunSummary, pipeline_config, process_corpus, video_done_listener
 from flows.video import VideoResult
+from tasks.config import PipelineConfig
+
+CONFIG_OPTIONS = set(inspect.signature(pipeline_config).parameters)
 
 
-def preflight(source: str, out: str) -> None:
+def preflight(source: str, out: str, config: PipelineConfig | None = None) -> None:
     """Fail in a second, before Prefect starts, on what would stop the whole run.
 
-    Missing ffmpeg, a source that does not exist or holds no videos, an unusable bucket:
-    one line and nothing written (the flow checks again when a deployment runs it).
+    Missing ffmpeg, a source that does not exist or holds no videos, an unusable bucket,
+    a Whisper model directory that is not one: one line and nothing written (the flow
+    checks again when a deployment runs it).
     """
     from tasks import media
     from tasks.discover import discover
     from tasks.fs import check_root
+    from tasks.transcribe import resolve_model_dir
 
     media.check_tools()
     for root in (source, out):
         check_root(root)
+    if config is not None and "transcribe" in config.stages:
+        resolve_model_dir(config.transcribe.model_dir)
     discover(source)
 
 
 def run_with_progress(source: str, out: str, **options: Any) -> RunSummary:
     """Run ``process-corpus`` in this process and print one line per video and a summary."""
-    preflight(source, out)
+    config = pipeline_config(**{name: value for name, value in options.items() if name in CONFIG_OPTIONS})
+    preflight(source, out, config)
     bar = tqdm(total=0, unit="video", desc="videos", file=sys.stderr, disable=None, dynamic_ncols=True)
 
     def on_video_done(result: VideoResult, done: int, total: int) -> None:

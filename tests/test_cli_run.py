@@ -127,3 +127,46 @@ def test_emotion_model_option_changes_the_config_hash() -> None:
     from tasks.infer import EmotionConfig
 
     assert PipelineConfig().hash() != PipelineConfig(emotions=EmotionConfig(model="teachers")).hash()
+
+
+def test_speaker_bounds_are_checked_before_anything_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert main(["run", str(tmp_path), "--out", str(out), "--min-speakers", "3", "--max-speakers", "2"]) == 3
+    err = capsys.readouterr().err
+    assert err == "error: min_speakers (3) is larger than max_speakers (2)\n"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", str(tmp_path), "--out", str(out), "--speakers", "0"])
+    assert exit_info.value.code == 2
+    assert "--speakers: must be greater than 0" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_asr_model_that_is_not_a_model_dir_is_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "whisper").mkdir()
+    out = tmp_path / "out"
+    assert main(["run", str(tmp_path), "--out", str(out), "--asr-model", str(tmp_path / "whisper")]) == 3
+    err = capsys.readouterr().err
+    assert "is not a CTranslate2 Whisper model directory (missing model.bin" in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_speaker_count_and_asr_model_reach_the_speech_stages(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.mediagen.corpus import talking_clip
+
+    truth = talking_clip(tmp_path / "videos", "dialogue.mp4", n_faces=1, n_turns=4)
+    assert len(truth.speakers) == 2
+    out = tmp_path / "out"
+    speech = ["--stages", "diarize,transcribe", "--asr-model", "tiny.en"]
+    assert main(["run", str(tmp_path / "videos"), "--out", str(out), *speech, "--speakers", "1"]) == 0
+    rows = _sql_csv(capsys, out, "SELECT count(DISTINCT speaker) AS n FROM speaker_turns")
+    assert rows == [{"n": "1"}]
+    models = _sql_csv(capsys, out, "SELECT DISTINCT model FROM words")
+    assert len(models) == 1 and "Whisper tiny.en" in models[0]["model"]
+    # other speaker options are another configuration: the video is analysed again, not skipped
+    assert main(["run", str(tmp_path / "videos"), "--out", str(out), *speech]) == 0
+    assert " ok " in capsys.readouterr().err
+    assert _sql_csv(capsys, out, "SELECT count(DISTINCT speaker) AS n FROM speaker_turns") == [{"n": "2"}]

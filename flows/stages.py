@@ -141,6 +141,7 @@ class Stage:
     name: str
     task: Callable[[StageOutputs], dict[str, Any]]
     ready: Callable[[StageOutputs], bool]
+    branch: str  # stages of one branch run in order; the "faces" and "speech" branches side by side
 
     def run(self, outputs: StageOutputs) -> None:
         additions = dict(self.task(outputs))
@@ -154,8 +155,9 @@ def _always(outputs: StageOutputs) -> bool:
 
 
 STAGES = (
-    Stage("faces", detect_faces, _always),
-    Stage("diarize", diarize_speech, _always),
-    Stage("transcribe", transcribe_speech, _always),
-    Stage("emotions", infer_emotions, lambda outputs: outputs.faces is not None),
+    Stage("faces", detect_faces, _always, branch="faces"),
+    Stage("diarize", diarize_speech, _always, branch="speech"),
+    Stage("transcribe", transcribe_speech, _always, branch="speech"),
+    Stage("emotions", infer_emotions, lambda outputs: outputs.faces is not None, branch="fusion"),
 )
+PARALLEL_BRANCHES = ("faces", "speech")  # share no inputs but the staged video and its audio

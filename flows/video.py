@@ -15,8 +15,10 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from contextvars import copy_context
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +28,7 @@ import pyarrow as pa
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.stages import STAGES, StageOutputs
+from flows.stages import PARALLEL_BRANCHES, STAGES, StageOutputs
 from tasks import media
 from tasks.config import PipelineConfig, pipeline_version
 from tasks.discover import SourceError, SourceFile
@@ -98,6 +100,55 @@ def _one_at_a_time(stage: str) -> Iterator[None]:
         yield
 
 
+class BranchStoppedError(Exception):
+    """The other branch of the video failed: this one stops at its next step."""
+
+
+def run_stages(outputs: StageOutputs, wanted: Sequence[str], timed: Callable[..., Any]) -> None:
+    """faces ‖ (diarize → transcribe), then emotions: the DAG of docs/architecture.md.
+
+    The faces branch runs in a thread beside the speech branch: they share only the
+    staged video and its audio, and their models run in native code that releases the
+    GIL, so the two overlap on a multi-core machine. When one branch fails, the other
+    stops at its next progress step and the failing branch's error is raised.
+    """
+    deadline = outputs.hook
+    failed = threading.Event()
+
+    def hook(step: str, completed: int, total: int | None) -> None:
+        if failed.is_set():
+            raise BranchStoppedError(f"stopped during {step}: the other branch failed")
+        deadline(step, completed, total)
+
+    def run_branch(branch: str) -> None:
+        try:
+            for stage in STAGES:
+                if stage.branch == branch and stage.name in wanted and stage.ready(outputs):
+                    with _one_at_a_time(stage.name):
+                        timed(stage.name, stage.run, outputs)
+        except BaseException:
+            failed.set()
+            raise
+
+    outputs.hook = hook
+    errors: list[BaseException] = []
+    try:
+        main_branch, *other_branches = PARALLEL_BRANCHES
+        with ThreadPoolExecutor(len(other_branches), thread_name_prefix="affectflow-branch") as pool:
+            # each thread runs in a copy of this one's context: Prefect's run context goes with it
+            futures = [pool.submit(copy_context().run, run_branch, branch) for branch in other_branches]
+            for run in [lambda: run_branch(main_branch), *[future.result for future in futures]]:
+                try:
+                    run()
+                except Exception as err:  # noqa: BLE001 - collected, the first real one is raised below
+                    errors.append(err)
+    finally:
+        outputs.hook = deadline
+    if errors:
+        raise next((err for err in errors if not isinstance(err, BranchStoppedError)), errors[0])
+    run_branch("fusion")
+
+
 class VideoTimeoutError(Exception):
     """The video took longer than its budget (a pathological file must not hold a nightly run)."""
 
@@ -149,10 +200,7 @@ def run_video(
         info = timed("probe", probe_video, staged)
         outputs = StageOutputs(staged, info, config, work_dir, hook=deadline_hook(timeout_s))
         outputs.wav = timed("audio", extract_audio, staged, info, work_dir)
-        for stage in STAGES:
-            if stage.name in config.stages and stage.ready(outputs):
-                with _one_at_a_time(stage.name):
-                    timed(stage.name, stage.run, outputs)
+        run_stages(outputs, config.stages, timed)
         status, error = "ok", ""
     except MediaError as err:
         status, error = "failed", f"bad input: {err}"

@@ -14,8 +14,11 @@ clip of the same size (loading every model: the "load" column, not counted), the
 replaced by its plain function (``task.fn``), so stage times hold no Prefect engine or
 server overhead. Inside the stages, timing wrappers split the faces stage into waiting
 for decoded frames ("decode") and the face work, and the emotions stage into features
-and RCMA inference. Peak RSS is the process's VmHWM during the video only (reset via
-/proc/self/clear_refs after the warm-up), also per stage. The decode floor is
+and RCMA inference. The faces branch runs beside diarization and transcription
+(flows/video.run_stages), so those stage times overlap: they add up to more than the
+whole pipeline, and each is longer than it would be alone on the same cores. Peak RSS
+is the process's VmHWM during the video only (reset via /proc/self/clear_refs after the
+warm-up), also per stage (approximate for overlapping stages: the high-water mark is per process). The decode floor is
 ``tasks.media.iter_frames`` over the same file at the pipeline's fps and max_side,
 doing nothing with the frames. ``--e2e`` (default on when a 5-minute clip is in the
 run) also times ``affectflow run`` on the 5-minute clip once, Prefect and model loads

@@ -49,10 +49,10 @@ class TranscribeConfig:
     align_model_dir: str | None = field(default_factory=lambda: os.environ.get(ALIGN_DIR_ENV) or None)
     device: str = "auto"  # "auto" = CUDA when present, else CPU
     compute_type: str = "auto"  # "auto" = int8 on CPU, float16 on CUDA; any CTranslate2 compute type
-    batch_size: int = 8
+    batch_size: int | None = None  # VAD chunks decoded at once; None = per device (default_batch_size)
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
 
 
@@ -95,6 +95,7 @@ def transcribe(wav: Path | None, config: TranscribeConfig, hook: Hook | None = N
     report("vad", 1, 1)
     if not chunks:
         return empty
+    config = replace(config, batch_size=config.batch_size or default_batch_size(device))
     if config.align_model_dir:
         words, language = aligned_words(asr, audio, config, device, report)
         alignment = f"whisperx wav2vec2 forced alignment: {Path(config.align_model_dir).name}"
@@ -110,6 +111,17 @@ def resolve_device(device: str) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def default_batch_size(device: str) -> int:
+    """8 on CUDA; 4 on CPU, where 8 was no faster but held ~350 MiB more.
+
+    Whisper's encoder attends over 1500 frames per 30 s chunk, so each chunk of a batch
+    costs heads × 1500² attention scores in float32 (≈ 72 MiB for base). On 5 minutes of
+    speech on two cores: batch 8 peak RSS 1.92 GiB, 20–23 s; batch 4 1.54 GiB, 20–24 s;
+    batch 2 1.44 GiB, 23–28 s.
+    """
+    return 8 if device.startswith("cuda") else 4
 
 
 def resolve_compute_type(compute_type: str, device: str) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from tasks.heap import mmap_large_allocations
 from tasks.media import read_wav
 from tasks.progress import Hook
 
@@ -91,7 +92,7 @@ def diarize(wav: Path | None, config: DiarizeConfig, hook: Hook | None = None) -
     import torch
 
     pipeline = load_pipeline(config.backend, config.pipeline_dir, resolve_device(config.device))
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), mmap_large_allocations():
         # pyannote's clustering averages an empty set when no window holds speech (music, tones):
         # numpy warns, the result is simply no turns.
         warnings.filterwarnings("ignore", "Mean of empty slice|invalid value encountered", RuntimeWarning)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import platform
 import uuid
@@ -233,18 +234,8 @@ def process_corpus(
     count (default: estimated); ``asr_model`` is "base", "tiny.en" or a local CTranslate2
     Whisper directory (default: AFFECTFLOW_WHISPER_DIR, else "base").
     """
-    config = pipeline_config(
-        fps=fps,
-        stages=stages,
-        faces_backend=faces_backend,
-        diarizer=diarizer,
-        num_speakers=num_speakers,
-        min_speakers=min_speakers,
-        max_speakers=max_speakers,
-        asr_model=asr_model,
-        language=language,
-        emotion_model=emotion_model,
-    )
+    parameters = locals()  # flat, as deployments fill them; pipeline_config takes its share
+    config = pipeline_config(**{name: parameters[name] for name in config_options()})
     return run_corpus(
         source,
         out,
@@ -285,3 +276,8 @@ def pipeline_config(
         transcribe=transcribe,
         emotions=EmotionConfig(model=emotion_model),
     )
+
+
+def config_options() -> list[str]:
+    """The flow parameters that make up the PipelineConfig (the rest say how to run)."""
+    return list(inspect.signature(pipeline_config).parameters)

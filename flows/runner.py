@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import inspect
 import sys
 from typing import Any
 
 from tqdm import tqdm
 
-from flows.corpus import RunSummary, pipeline_config, process_corpus, video_done_listener
+from flows.corpus import RunSummary, config_options, pipeline_config, process_corpus, video_done_listener
 from flows.video import VideoResult
 from tasks.config import PipelineConfig
-
-CONFIG_OPTIONS = set(inspect.signature(pipeline_config).parameters)
 
 
 def preflight(source: str, out: str, config: PipelineConfig | None = None) -> None:
@@ -37,7 +34,7 @@ def preflight(source: str, out: str, config: PipelineConfig | None = None) -> No
 
 def run_with_progress(source: str, out: str, **options: Any) -> RunSummary:
     """Run ``process-corpus`` in this process and print one line per video and a summary."""
-    config = pipeline_config(**{name: value for name, value in options.items() if name in CONFIG_OPTIONS})
+    config = pipeline_config(**{name: value for name, value in options.items() if name in config_options()})
     preflight(source, out, config)
     bar = tqdm(total=0, unit="video", desc="videos", file=sys.stderr, disable=None, dynamic_ncols=True)
 

@@ -4,7 +4,8 @@
 
 Generates a three-speaker espeak-ng conversation (tests/mediagen/speech.py), loads each
 model once (load time reported apart), then times diarization (default diarizer) and
-transcription (Whisper base and tiny.en, faster-whisper word timestamps) on it, and
+transcription (Whisper base and tiny.en, faster-whisper word timestamps, speech regions
+from the diarization as in the pipeline) on it, and
 prints RTF = processing seconds / audio seconds with WER and DER as a sanity check.
 Targets on 2 CPU cores: transcription RTF ≤ 0.15, diarization RTF ≤ 0.05.
 """
@@ -58,7 +59,9 @@ def main() -> None:
             device = resolve_device(asr_config.device)
             load = (str(resolve_model_dir(model)), device, resolve_compute_type(asr_config.compute_type, device), None)
             _, load_s = timed(load_asr, *load)
-            transcript, run_s = timed(transcribe, truth.wav, asr_config)
+            transcript, run_s = timed(
+                transcribe, truth.wav, asr_config, None, result.turns
+            )  # as the pipeline: VAD from the turns
             wer = word_error_rate(truth.text, " ".join(w.word for w in transcript.words))
             print(
                 f"transcription  {transcript.backend}\n  load {load_s:.1f} s, run {run_s:.1f} s,"

@@ -123,7 +123,7 @@ def diarize_speech(outputs: StageOutputs) -> dict[str, Any]:
 def transcribe_speech(outputs: StageOutputs) -> dict[str, Any]:
     from tasks.transcribe import assign_speakers, transcribe
 
-    result = transcribe(outputs.wav, outputs.config.transcribe, hook=outputs.hook)
+    result = transcribe(outputs.wav, outputs.config.transcribe, hook=outputs.hook, speech=outputs.turns)
     backend = f"{result.backend}; words: {result.alignment}; language: {result.language}"
     return {"words": assign_speakers(result.words, outputs.turns or []), "backend": backend}
 

@@ -39,6 +39,7 @@ CACHE_DIR_ENV = "AFFECTFLOW_CACHE_DIR"
 SHIPPED_MODELS = ("base", "tiny.en")
 CT2_FILES = ("model.bin", "config.json", "tokenizer.json")
 MIN_WORD_S = 0.02  # a zero-length word still lies in one turn
+TURN_PAD_S = 0.1  # speaker turns widened by this when they stand in for the VAD (word edges)
 
 
 @dataclass(frozen=True)
@@ -74,11 +75,19 @@ class Transcript:
     alignment: str  # how word times were found
 
 
-def transcribe(wav: Path | None, config: TranscribeConfig, hook: Hook | None = None) -> Transcript:
-    """Words of a 16 kHz mono WAV; empty for no audio (None) or a silent track."""
+def transcribe(
+    wav: Path | None, config: TranscribeConfig, hook: Hook | None = None, speech: list[SpeakerTurn] | None = None
+) -> Transcript:
+    """Words of a 16 kHz mono WAV; empty for no audio (None) or a silent track.
+
+    ``speech``: the diarizer's turns, when it ran. They come from the same pyannote
+    segmentation model as whisperx's VAD, so they stand in for it (one pass over the
+    audio instead of two); without them, whisperx's VAD finds the speech.
+    """
+    vad = "diarization turns" if speech is not None and not config.align_model_dir else "pyannote VAD (whisperx asset)"
     backend = (
         f"whisperx {version('whisperx')} + faster-whisper {version('faster-whisper')}: "
-        f"{describe_model(config.model_dir)}, pyannote VAD (whisperx asset)"
+        f"{describe_model(config.model_dir)}, speech regions from {vad}"
     )
     empty = Transcript([], config.language or ("en" if config.model_dir == "tiny.en" else ""), backend, "none")
     if wav is None:
@@ -91,7 +100,10 @@ def transcribe(wav: Path | None, config: TranscribeConfig, hook: Hook | None = N
     asr = load_asr(str(model_dir), device, resolve_compute_type(config.compute_type, device), config.language)
     report = hook or (lambda step, completed, total: None)
     report("vad", 0, 1)
-    chunks = speech_chunks(asr, audio)
+    if speech is not None and not config.align_model_dir:
+        chunks = chunks_of_turns(speech, len(audio) / SAMPLE_RATE)
+    else:
+        chunks = speech_chunks(asr, audio)
     report("vad", 1, 1)
     if not chunks:
         return empty
@@ -254,6 +266,32 @@ def speech_chunks(asr: Any, audio: np.ndarray) -> list[dict[str, float]]:
     speech = vad({"waveform": torch.from_numpy(audio)[None], "sample_rate": SAMPLE_RATE})
     merged = vad.merge_chunks(speech, CHUNK_S, onset=asr._vad_params["vad_onset"], offset=asr._vad_params["vad_offset"])
     return [{"start": chunk["start"], "end": chunk["end"]} for chunk in merged]
+
+
+def chunks_of_turns(turns: list[SpeakerTurn], duration_s: float) -> list[dict[str, float]]:
+    """Speaker turns as whisperx's VAD chunks: their union, padded by TURN_PAD_S, in chunks ≤ CHUNK_S.
+
+    Merged as whisperx merges its VAD segments: consecutive speech joins the current
+    chunk while the chunk stays within CHUNK_S; a region longer than that is cut evenly.
+    """
+    regions: list[list[float]] = []
+    for turn in sorted(turns, key=lambda t: t.start):
+        start, end = max(0.0, turn.start - TURN_PAD_S), min(duration_s, turn.end + TURN_PAD_S)
+        if regions and start <= regions[-1][1]:
+            regions[-1][1] = max(regions[-1][1], end)
+        elif end > start:
+            regions.append([start, end])
+    pieces = []
+    for start, end in regions:
+        n = int(np.ceil((end - start) / CHUNK_S))
+        pieces += [(start + k * (end - start) / n, start + (k + 1) * (end - start) / n) for k in range(n)]
+    chunks: list[dict[str, float]] = []
+    for start, end in pieces:
+        if chunks and end - chunks[-1]["start"] <= CHUNK_S:
+            chunks[-1]["end"] = end
+        else:
+            chunks.append({"start": start, "end": end})
+    return chunks
 
 
 def decoded_words(

@@ -62,8 +62,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Result]]
         for first in FIRST_SENTENCES:
             wav = directory / f"{len(out)}-{first}.wav"
             truth = make_dialogue(wav, dialogue_turns(n_turns, voices, first), pause_s=pause_s, overlap_s=overlap_s)
-            transcript = transcribe(truth.wav, TranscribeConfig())
             diarization = diarize(truth.wav, DiarizeConfig())
+            transcript = transcribe(truth.wav, TranscribeConfig(), speech=diarization.turns)  # as the pipeline does
             words = assign_speakers(transcript.words, diarization.turns)
             out[name].append(Result(truth, transcript, diarization, words))
     return out
@@ -86,6 +86,7 @@ def test_default_asr_reports_language_times_and_models(results: dict, name: str)
         assert result.transcript.language == "en"
         assert result.transcript.alignment.startswith("faster-whisper word timestamps")
         assert "Whisper base" in result.transcript.backend
+        assert "speech regions from diarization turns" in result.transcript.backend
         assert all(0 <= w.start <= w.end <= result.truth.duration + 0.5 for w in result.transcript.words)
 
 
@@ -127,8 +128,8 @@ def test_progress_hook_reports_pipeline_steps(results: dict) -> None:
 
 def test_tiny_en_is_the_fast_shipped_alternative(results: dict) -> None:
     truth = results["2 speakers, pause"][0].truth
-    transcript = transcribe(truth.wav, TranscribeConfig(model_dir="tiny.en"))
-    assert "tiny.en" in transcript.backend
+    transcript = transcribe(truth.wav, TranscribeConfig(model_dir="tiny.en"))  # no turns: whisperx's VAD
+    assert "tiny.en" in transcript.backend and "pyannote VAD" in transcript.backend
     assert word_error_rate(truth.text, " ".join(w.word for w in transcript.words)) <= 0.15
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,17 @@ import pytest
 
 from tasks import media
 from tasks.diarize import DiarizeConfig, SpeakerTurn, check_pipeline_dir, diarize
-from tasks.transcribe import TranscribeConfig, Word, assign_speakers, chunk_index, resolve_model_dir, transcribe
+from tasks.transcribe import (
+    CHUNK_S,
+    TURN_PAD_S,
+    TranscribeConfig,
+    Word,
+    assign_speakers,
+    chunk_index,
+    chunks_of_turns,
+    resolve_model_dir,
+    transcribe,
+)
 from tests.mediagen.bad import ffmpeg, make_testsrc_video
 from tests.mediagen.speech import write_wav
 
@@ -152,3 +163,27 @@ def test_long_videos_cluster_a_sample_and_assign_every_embedding(monkeypatch: py
     assert seen == [1500] and tasks.speakers.MAX_CLUSTERED == 1500  # the n × n affinity stays bounded
     assert len(clusters) == 3000
     assert all(len(set(clusters[truth == k])) == 1 for k in range(3)) and len(set(clusters)) == 3
+
+
+def test_speaker_turns_become_whisper_chunks_that_cover_all_speech() -> None:
+    turns = [
+        SpeakerTurn("A", 0.05, 4.0),
+        SpeakerTurn("B", 3.8, 9.0),  # overlaps A: one region
+        SpeakerTurn("A", 20.0, 28.0),
+        SpeakerTurn("B", 40.0, 111.0),  # longer than a chunk: cut evenly
+        SpeakerTurn("A", 119.5, 119.99),  # padding stops at the end of the audio
+    ]
+    chunks = chunks_of_turns(turns, duration_s=120.0)
+    assert all(0 < c["end"] - c["start"] <= CHUNK_S + 1e-9 for c in chunks)
+    assert all(a["end"] <= b["start"] for a, b in itertools.pairwise(chunks))
+    assert chunks[0] == {"start": 0.0, "end": 28.0 + TURN_PAD_S}  # A, B and A again fit one 30 s window
+    long_turn = [c for c in chunks if 40.0 - TURN_PAD_S <= c["start"] < 111.0]
+    assert len(long_turn) == 3 and long_turn[-1]["end"] == pytest.approx(111.0 + TURN_PAD_S)
+    assert chunks[-1] == {"start": 119.5 - TURN_PAD_S, "end": 120.0}
+    for turn in turns:  # every moment of speech is inside some chunk
+        for t in np.linspace(turn.start, turn.end, 25):
+            assert any(c["start"] <= t <= c["end"] for c in chunks)
+
+
+def test_no_turns_means_no_chunks() -> None:
+    assert chunks_of_turns([], duration_s=60.0) == []

@@ -84,7 +84,8 @@ def transcribe(
     segmentation model as whisperx's VAD, so they stand in for it (one pass over the
     audio instead of two); without them, whisperx's VAD finds the speech.
     """
-    vad = "diarization turns" if speech is not None and not config.align_model_dir else "pyannote VAD (whisperx asset)"
+    from_turns = speech is not None and not config.align_model_dir  # whisperx's aligner runs its own VAD
+    vad = "diarization turns" if from_turns else "pyannote VAD (whisperx asset)"
     backend = (
         f"whisperx {version('whisperx')} + faster-whisper {version('faster-whisper')}: "
         f"{describe_model(config.model_dir)}, speech regions from {vad}"
@@ -100,10 +101,8 @@ def transcribe(
     asr = load_asr(str(model_dir), device, resolve_compute_type(config.compute_type, device), config.language)
     report = hook or (lambda step, completed, total: None)
     report("vad", 0, 1)
-    if speech is not None and not config.align_model_dir:
-        chunks = chunks_of_turns(speech, len(audio) / SAMPLE_RATE)
-    else:
-        chunks = speech_chunks(asr, audio)
+    duration_s = len(audio) / SAMPLE_RATE
+    chunks = chunks_of_turns(speech or [], duration_s) if from_turns else speech_chunks(asr, audio)
     report("vad", 1, 1)
     if not chunks:
         return empty
@@ -271,27 +270,21 @@ def speech_chunks(asr: Any, audio: np.ndarray) -> list[dict[str, float]]:
 def chunks_of_turns(turns: list[SpeakerTurn], duration_s: float) -> list[dict[str, float]]:
     """Speaker turns as whisperx's VAD chunks: their union, padded by TURN_PAD_S, in chunks ≤ CHUNK_S.
 
-    Merged as whisperx merges its VAD segments: consecutive speech joins the current
-    chunk while the chunk stays within CHUNK_S; a region longer than that is cut evenly.
+    A region longer than CHUNK_S is cut evenly; the pieces are merged by whisperx's own
+    ``Vad.merge_chunks``, as it merges its VAD segments.
     """
-    regions: list[list[float]] = []
-    for turn in sorted(turns, key=lambda t: t.start):
-        start, end = max(0.0, turn.start - TURN_PAD_S), min(duration_s, turn.end + TURN_PAD_S)
-        if regions and start <= regions[-1][1]:
-            regions[-1][1] = max(regions[-1][1], end)
-        elif end > start:
-            regions.append([start, end])
+    from pyannote.core import Segment, Timeline
+    from whisperx.vads.vad import Vad
+
+    padded = Timeline([Segment(max(0.0, t.start - TURN_PAD_S), min(duration_s, t.end + TURN_PAD_S)) for t in turns])
     pieces = []
-    for start, end in regions:
-        n = int(np.ceil((end - start) / CHUNK_S))
-        pieces += [(start + k * (end - start) / n, start + (k + 1) * (end - start) / n) for k in range(n)]
-    chunks: list[dict[str, float]] = []
-    for start, end in pieces:
-        if chunks and end - chunks[-1]["start"] <= CHUNK_S:
-            chunks[-1]["end"] = end
-        else:
-            chunks.append({"start": start, "end": end})
-    return chunks
+    for region in padded.support():  # the union: overlapping turns become one region
+        n = int(np.ceil(region.duration / CHUNK_S))
+        step = region.duration / n
+        pieces += [SpeakerTurn("speech", region.start + k * step, region.start + (k + 1) * step) for k in range(n)]
+    if not pieces:
+        return []
+    return [{"start": c["start"], "end": c["end"]} for c in Vad.merge_chunks(pieces, CHUNK_S, onset=0.0, offset=None)]
 
 
 def decoded_words(

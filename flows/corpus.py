@@ -6,7 +6,7 @@ import inspect
 import json
 import platform
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -234,8 +234,7 @@ def process_corpus(
     count (default: estimated); ``asr_model`` is "base", "tiny.en" or a local CTranslate2
     Whisper directory (default: AFFECTFLOW_WHISPER_DIR, else "base").
     """
-    parameters = locals()  # flat, as deployments fill them; pipeline_config takes its share
-    config = pipeline_config(**{name: parameters[name] for name in config_options()})
+    config = pipeline_config(locals())
     return run_corpus(
         source,
         out,
@@ -249,35 +248,32 @@ def process_corpus(
     )
 
 
-def pipeline_config(
-    fps: float = PipelineConfig.fps,
-    stages: Iterable[str] | None = None,
-    faces_backend: str = "yunet-sface",
-    diarizer: str = "default",
-    num_speakers: int | None = None,
-    min_speakers: int | None = None,
-    max_speakers: int | None = None,
-    asr_model: str | None = None,
-    language: str | None = None,
-    emotion_model: str = "rcma",
-) -> PipelineConfig:
-    """The run's configuration from the flow's flat parameters (a ValueError names a bad one)."""
+def pipeline_config(parameters: Mapping[str, Any]) -> PipelineConfig:
+    """The run's configuration from ``process_corpus``'s flat parameters (all of them, defaults
+    filled in; a ValueError names a bad one). The flow's signature is the one list of them:
+    deployments fill it."""
     diarize = DiarizeConfig(
-        backend=diarizer, num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers
+        backend=parameters["diarizer"],
+        num_speakers=parameters["num_speakers"],
+        min_speakers=parameters["min_speakers"],
+        max_speakers=parameters["max_speakers"],
     )
-    transcribe = TranscribeConfig(language=language)
-    if asr_model:
-        transcribe = TranscribeConfig(model_dir=asr_model, language=language)
+    transcribe = TranscribeConfig(language=parameters["language"])
+    if parameters["asr_model"]:
+        transcribe = TranscribeConfig(model_dir=parameters["asr_model"], language=parameters["language"])
+    stages = parameters["stages"]
     return PipelineConfig(
-        fps=fps,
+        fps=parameters["fps"],
         stages=tuple(stages) if stages is not None else ALL_STAGES,
-        faces=FacesConfig(backend=faces_backend),
+        faces=FacesConfig(backend=parameters["faces_backend"]),
         diarize=diarize,
         transcribe=transcribe,
-        emotions=EmotionConfig(model=emotion_model),
+        emotions=EmotionConfig(model=parameters["emotion_model"]),
     )
 
 
-def config_options() -> list[str]:
-    """The flow parameters that make up the PipelineConfig (the rest say how to run)."""
-    return list(inspect.signature(pipeline_config).parameters)
+def flow_parameters(source: str, out: str, **options: Any) -> dict[str, Any]:
+    """Every parameter of ``process_corpus`` for a call with these arguments (a TypeError names an unknown one)."""
+    bound = inspect.signature(process_corpus.fn).bind(source, out, **options)
+    bound.apply_defaults()
+    return bound.arguments

@@ -7,7 +7,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from flows.corpus import RunSummary, config_options, pipeline_config, process_corpus, video_done_listener
+from flows.corpus import RunSummary, flow_parameters, pipeline_config, process_corpus, video_done_listener
 from flows.video import VideoResult
 from tasks.config import PipelineConfig
 
@@ -34,7 +34,7 @@ def preflight(source: str, out: str, config: PipelineConfig | None = None) -> No
 
 def run_with_progress(source: str, out: str, **options: Any) -> RunSummary:
     """Run ``process-corpus`` in this process and print one line per video and a summary."""
-    config = pipeline_config(**{name: value for name, value in options.items() if name in config_options()})
+    config = pipeline_config(flow_parameters(source, out, **options))
     preflight(source, out, config)
     bar = tqdm(total=0, unit="video", desc="videos", file=sys.stderr, disable=None, dynamic_ncols=True)
 

@@ -3,23 +3,23 @@
     .venv/bin/python benchmarks/bench_pipeline.py [--durations 30,300,1800] [--sizes 640x480,1280x720]
     .venv/bin/python benchmarks/bench_pipeline.py --quick          # 30 s clips only
 
-Media: one 30 s clip per size with a real moving face (tests/mediagen/faces.py) and
-three-speaker espeak-ng speech throughout (tests/mediagen/speech.py), looped with
+Media: one 30 s clip per size with a real moving face (tasks/synth/faces.py) and
+three-speaker espeak-ng speech throughout (tasks/synth/speech.py), looped with
 ffmpeg ``-stream_loop`` (stream copy) to 5 and 30 minutes; cached under
 ``~/.cache/affectflow/bench``.
 
 How a video is timed: each video runs in a fresh subprocess that first processes a 4 s
 clip of the same size (loading every model: the "load" column, not counted), then runs
-``flows.video.run_video`` — the real per-video orchestration — with each Prefect task
-replaced by its plain function (``task.fn``), so stage times hold no Prefect engine or
-server overhead. Inside the stages, timing wrappers split the faces stage into waiting
-for decoded frames ("decode") and the face work, and the emotions stage into features
-and RCMA inference. The faces branch runs beside diarization and transcription
+``affectflow.flows.video.run_video`` — the real per-video orchestration — with its steps as plain
+functions (``VideoSteps.plain()``), so stage times hold no Prefect engine or server overhead.
+Nothing is patched: ``run_video`` takes a timer that also records peak RSS per step and splits
+the emotions stage into features and RCMA by the stage's own progress steps, and a frame source
+that times waiting for decoded frames ("decode", taken out of the faces stage's time). The faces branch runs beside diarization and transcription
 (flows/video.run_stages), so those stage times overlap: they add up to more than the
 whole pipeline, and each is longer than it would be alone on the same cores. Peak RSS
 is the process's VmHWM during the video only (reset via /proc/self/clear_refs after the
 warm-up), also per stage (approximate for overlapping stages: the high-water mark is per process). The decode floor is
-``tasks.media.iter_frames`` over the same file at the pipeline's fps and max_side,
+``tasks/media/frames.iter_frames`` over the same file at the pipeline's fps and max_side,
 doing nothing with the frames. ``--e2e`` (default on when a 5-minute clip is in the
 run) also times ``affectflow run`` on the 5-minute clip once, Prefect and model loads
 included. Every result line carries ``os.getloadavg()``: timings on a busy machine are
@@ -27,7 +27,7 @@ not comparable, ratios measured in one process (pipeline / floor) are more robus
 ``--malloc-trim`` (an experiment) returns freed heap to the system after every stage, to show
 how much of the peak is memory glibc kept from earlier stages.
 
-RCMA throughput: the shipped checkpoint through ``tasks.infer.RCMAPredictor.predict``
+RCMA throughput: the shipped checkpoint through ``affectflow.tasks.emotions.infer.RCMAPredictor.predict``
 (windows, batching and overlap blending included) over a 30-minute and a 15-minute track.
 
 Targets on 2 CPU cores with the offline defaults: pipeline RTF ≤ 0.5, pipeline ≤ 5× the
@@ -86,7 +86,7 @@ def load() -> str:
 
 def speech_track() -> Path:
     """≥ 30 s of three-speaker espeak-ng conversation (shared by all sizes)."""
-    from tests.mediagen.speech import make_long_speech
+    from affectflow.tasks.synth.speech import make_long_speech
 
     path = CACHE / MEDIA_VERSION / "speech.wav"
     if not path.is_file():
@@ -98,7 +98,7 @@ def speech_track() -> Path:
 
 def base_clip(size: tuple[int, int]) -> Path:
     """30 s, one moving real face, speech throughout (H.264 + AAC)."""
-    from tests.mediagen.faces import make_face_video
+    from affectflow.tasks.synth.faces import make_face_video
 
     path = CACHE / MEDIA_VERSION / f"{size[0]}x{size[1]}-{BASE_S}s.mp4"
     if not path.is_file():
@@ -160,75 +160,37 @@ class Memory:
         return round(peak / 1024, 1)
 
 
-def instrument(memory: Memory, seconds: dict[str, float], stage_rss: dict[str, float]) -> Callable[..., Any]:
-    """Run Prefect tasks as plain functions and time the parts of the faces and emotions stages.
-
-    Returns the untimed ``iter_frames``, for the decode floor.
-    """
-    from dataclasses import replace
-
-    import flows.video as video
-    import tasks.infer as infer
-    from tasks import media as media_module
+def instrument(memory: Memory, seconds: dict[str, float], stage_rss: dict[str, float]) -> tuple[Any, Any, Any]:
+    """The pipeline's own steps as plain functions, a timer that also records peak RSS per step, and a
+    frame source that times decoding: everything ``run_video`` takes, nothing patched."""
+    from affectflow.flows.video import DEFAULT_STEPS, StageTimer
+    from affectflow.tasks.media.frames import iter_frames
 
     trim = _malloc_trim if os.environ.get(TRIM_ENV) else lambda: None
 
-    def plain(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def run(*args: Any) -> Any:
+    class MeasuringTimer(StageTimer):
+        def __call__(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
             memory.reset()
             try:
-                return fn(*args)
+                return super().__call__(name, fn, *args)
             finally:
                 stage_rss[name] = max(stage_rss.get(name, 0.0), memory.peak_mib())
                 trim()
 
-        return run
-
-    for attr in ("stage_video", "probe_video", "extract_audio", "write_tables"):
-        setattr(video, attr, plain(attr, getattr(video, attr).fn))
-    video.STAGES = tuple(replace(stage, task=plain(stage.name, stage.task.fn)) for stage in video.STAGES)
-
-    def add(key: str, begin: float) -> None:
-        seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - begin
-
-    frames = media_module.iter_frames
-
     def timed_frames(*args: Any, **kwargs: Any) -> Iterator[Any]:
-        stream = frames(*args, **kwargs)
+        stream = iter_frames(*args, **kwargs)
         try:
             while True:
                 begin = time.perf_counter()
                 frame = next(stream, None)
-                add("decode", begin)
+                seconds["decode"] = seconds.get("decode", 0.0) + time.perf_counter() - begin
                 if frame is None:
                     return
                 yield frame
         finally:
             stream.close()
 
-    media_module.iter_frames = timed_frames  # type: ignore[assignment]
-
-    extract = infer.extract_tracks
-
-    def timed_extract(*args: Any, **kwargs: Any) -> Any:
-        begin = time.perf_counter()
-        try:
-            return extract(*args, **kwargs)
-        finally:
-            add("features", begin)
-
-    infer.extract_tracks = timed_extract  # type: ignore[assignment]
-    predict = infer.RCMAPredictor.predict
-
-    def timed_predict(self: Any, *args: Any, **kwargs: Any) -> Any:
-        begin = time.perf_counter()
-        try:
-            return predict(self, *args, **kwargs)
-        finally:
-            add("rcma", begin)
-
-    infer.RCMAPredictor.predict = timed_predict  # type: ignore[method-assign]
-    return frames
+    return DEFAULT_STEPS.plain(), MeasuringTimer, timed_frames
 
 
 def _malloc_trim() -> None:
@@ -240,19 +202,20 @@ def _malloc_trim() -> None:
 
 def child(video_path: Path, warmup_path: Path) -> dict[str, Any]:
     """Warm up, then process ``video_path`` once; everything the parent prints, as a dict."""
-    from flows.video import run_video
-    from tasks import media as media_module
-    from tasks.config import PipelineConfig
-    from tasks.discover import discover
+    from affectflow.flows.video import run_video
+    from affectflow.tasks.config import PipelineConfig
+    from affectflow.tasks.media.frames import iter_frames
+    from affectflow.tasks.media.probe import probe
+    from affectflow.tasks.storage.discover import discover
 
     memory = Memory()
     seconds: dict[str, float] = {}
     stage_rss: dict[str, float] = {}
-    iter_frames = instrument(memory, seconds, stage_rss)
+    steps, Timer, timed_frames = instrument(memory, seconds, stage_rss)
     config = PipelineConfig()
     with tempfile.TemporaryDirectory(prefix="affectflow-bench-") as out:
         begin = time.perf_counter()
-        warm = run_video(discover(str(warmup_path))[0], out, config, "bench-warmup")
+        warm = run_video(discover(str(warmup_path))[0], out, config, "bench-warmup", steps=steps, timer=Timer())
         load_s = time.perf_counter() - begin
         if warm.status != "ok":
             raise SystemExit(f"warm-up failed: {warm.error}")
@@ -261,7 +224,10 @@ def child(video_path: Path, warmup_path: Path) -> dict[str, Any]:
         stage_rss.clear()
         memory.reset()
         memory.overall = 0
-        result = run_video(discover(str(video_path))[0], out, config, "bench")
+        timer = Timer()
+        result = run_video(
+            discover(str(video_path))[0], out, config, "bench", steps=steps, timer=timer, frames=timed_frames
+        )
         if result.status != "ok":
             raise SystemExit(f"pipeline failed: {result.error}")
         peak_rss = max(memory.overall, memory.hwm_kib()) / 1024
@@ -269,8 +235,10 @@ def child(video_path: Path, warmup_path: Path) -> dict[str, Any]:
     stage = result.stage_seconds
     decode = seconds.get("decode", 0.0)
     emotions = stage.get("emotions", 0.0)
-    info = media_module.probe(video_path)
+    info = probe(video_path)
     floor = decode_floor(iter_frames, video_path, info, config)
+    features = sum(t for step, t in timer.steps.items() if step.startswith("features: "))
+    rcma = timer.steps.get("emotions: rcma", 0.0)
     return {
         "video": video_path.name,
         "duration_s": info.duration_s,
@@ -283,9 +251,9 @@ def child(video_path: Path, warmup_path: Path) -> dict[str, Any]:
         "faces": stage.get("faces", 0.0) - decode,
         "diarize": stage.get("diarize", 0.0),
         "transcribe": stage.get("transcribe", 0.0),
-        "features": seconds.get("features", 0.0),
-        "rcma": seconds.get("rcma", 0.0),
-        "emotions_other": emotions - seconds.get("features", 0.0) - seconds.get("rcma", 0.0),
+        "features": features,
+        "rcma": rcma,
+        "emotions_other": emotions - features - rcma,
         "write": stage.get("write", 0.0),
         "pipeline": result.elapsed_s,
         "floor": floor,
@@ -329,8 +297,8 @@ def rcma_throughput(repeat: int = 3) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    from tasks.features import TrackFeatures
-    from tasks.infer import EmotionConfig, load_predictor
+    from affectflow.tasks.emotions.infer import EmotionConfig, load_predictor
+    from affectflow.tasks.features.timeline import TrackFeatures
 
     predictor = load_predictor(EmotionConfig())
     assert hasattr(predictor, "model_net")
@@ -407,12 +375,12 @@ def print_video(r: dict[str, Any]) -> None:
     )
     print(f"  {'stage':<30} {'seconds':>8} {'RTF':>7} {'peak RSS MiB':>13}")
     stage_rss = {
-        "media": max(r["stage_rss_mib"].get(k, 0) for k in ("stage_video", "probe_video", "extract_audio")),
+        "media": max(r["stage_rss_mib"].get(k, 0) for k in ("stage", "probe", "audio")),
         "faces": r["stage_rss_mib"].get("faces"),
         "diarize": r["stage_rss_mib"].get("diarize"),
         "transcribe": r["stage_rss_mib"].get("transcribe"),
         "rcma": r["stage_rss_mib"].get("emotions"),
-        "write": r["stage_rss_mib"].get("write_tables"),
+        "write": r["stage_rss_mib"].get("write"),
         "pipeline": r["peak_rss_mib"],
     }
     for key, label in ROWS:

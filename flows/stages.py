@@ -9,91 +9,57 @@ no rows ever come from a stage that did not run. Model-backed stages carry the
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks import media
-from tasks.config import PipelineConfig
-from tasks.media import MediaInfo, StagedVideo
-from tasks.progress import Hook, no_progress
-from tasks.store import to_table
+from affectflow.tasks.config import PipelineConfig
+from affectflow.tasks.media.frames import FrameSource, iter_frames
+from affectflow.tasks.progress import Hook, no_progress
+from affectflow.tasks.records import Emotions, FaceTracks, MediaInfo, SpeakerTurn, Speaking, StagedVideo, Word
+from affectflow.tasks.storage.tables import emotions_table, faces_table, tracks_table, turns_table, words_table
 
 
 @dataclass
 class StageOutputs:
-    """Everything one video's stages hand each other (small objects and paths only)."""
+    """Everything one video's stages hand each other (small records and paths only).
+
+    A field a stage fills stays None when that stage did not run, so its table is not written.
+    """
 
     staged: StagedVideo
     info: MediaInfo
     config: PipelineConfig
     work_dir: Path
-    wav: Path | None = None
-    faces: Any = None  # tasks.faces.FaceTracks
-    turns: list[Any] | None = None  # tasks.diarize.SpeakerTurn
-    words: list[Any] | None = None  # tasks.transcribe.Word, speakers assigned
-    emotions: Any = None  # tasks.infer.Emotions
-    backends: dict[str, str] = field(default_factory=dict)
+    wav: Path | None = None  # 16 kHz mono PCM, None when the video has no audio
+    faces: FaceTracks | None = None
+    turns: list[SpeakerTurn] | None = None
+    words: list[Word] | None = None  # speakers assigned
+    speaking: Speaking | None = None  # who is speaking: each face track's own voice (the "speaking" stage)
+    emotions: Emotions | None = None
+    backends: dict[str, str] = field(default_factory=dict)  # stage -> backend and weights
     n_frames_analysed: int = 0
     hook: Hook = no_progress  # progress + per-video deadline, called by stages at natural steps
+    frames: FrameSource = iter_frames  # where the faces stage reads frames (a benchmark times it)
 
     def tables(self, video_id: str) -> dict[str, pa.Table]:
         """The per-video tables of the stages that ran."""
         tables: dict[str, pa.Table] = {}
         if self.faces is not None:
-            tables["faces"] = _faces_table(video_id, self.faces)
+            tables["faces"] = faces_table(video_id, self.faces)
+        if self.speaking is not None:
+            tables["tracks"] = tracks_table(video_id, self.speaking.links)
         if self.turns is not None:
-            model = self.backends.get("diarize", "")
-            tables["speaker_turns"] = to_table(
-                "speaker_turns",
-                [dict(video_id=video_id, speaker=t.speaker, start=t.start, end=t.end, model=model) for t in self.turns],
-            )
+            tables["speaker_turns"] = turns_table(video_id, self.turns, self.backends.get("diarize", ""))
         if self.words is not None:
-            model = self.backends.get("transcribe", "")
-            tables["words"] = to_table(
-                "words",
-                [
-                    dict(
-                        video_id=video_id,
-                        word=w.word,
-                        start=w.start,
-                        end=w.end,
-                        score=w.score,
-                        speaker=w.speaker,
-                        segment=w.segment,
-                        model=model,
-                    )
-                    for w in self.words
-                ],
-            )
+            tables["words"] = words_table(video_id, self.words, self.backends.get("transcribe", ""))
         if self.emotions is not None:
-            tables["emotions"] = self.emotions.table(video_id)
+            tables["emotions"] = emotions_table(video_id, self.emotions)
         return tables
-
-
-def _faces_table(video_id: str, faces: Any) -> pa.Table:
-    n = len(faces.frame)
-    landmarks = np.asarray(faces.landmarks, np.float32).reshape(n, 10)
-    return to_table(
-        "faces",
-        {
-            "video_id": [video_id] * n,
-            "track_id": faces.track_id,
-            "frame": faces.frame,
-            "t": faces.t,
-            "x1": faces.x1,
-            "y1": faces.y1,
-            "x2": faces.x2,
-            "y2": faces.y2,
-            "score": faces.score,
-            "landmarks": list(landmarks),
-        },
-    )
 
 
 # Stage tasks return their additions to StageOutputs (a dict of field -> value, with
@@ -103,17 +69,17 @@ MODEL_TASK: dict[str, Any] = dict(tags=["gpu"], cache_policy=NO_CACHE)
 
 @task(name="faces", **MODEL_TASK)
 def detect_faces(outputs: StageOutputs) -> dict[str, Any]:
-    from tasks.faces import track_faces
+    from affectflow.tasks.faces.stage import track_faces
 
     config = outputs.config
-    frames = media.iter_frames(outputs.staged.path, outputs.info, config.fps, max_side=config.max_side)
+    frames = outputs.frames(outputs.staged.path, outputs.info, config.fps, max_side=config.max_side)
     result = track_faces(frames, config.faces, outputs.work_dir / "faces", hook=outputs.hook)
     return {"faces": result, "n_frames_analysed": result.n_frames_analysed, "backend": result.backend}
 
 
 @task(name="diarize", **MODEL_TASK)
 def diarize_speech(outputs: StageOutputs) -> dict[str, Any]:
-    from tasks.diarize import diarize
+    from affectflow.tasks.speech.diarize import diarize
 
     result = diarize(outputs.wav, outputs.config.diarize, hook=outputs.hook)
     return {"turns": result.turns, "backend": result.backend}
@@ -121,19 +87,53 @@ def diarize_speech(outputs: StageOutputs) -> dict[str, Any]:
 
 @task(name="transcribe", **MODEL_TASK)
 def transcribe_speech(outputs: StageOutputs) -> dict[str, Any]:
-    from tasks.transcribe import assign_speakers, transcribe
+    from affectflow.tasks.speech.attribution import assign_speakers
+    from affectflow.tasks.speech.transcribe import transcribe
 
     result = transcribe(outputs.wav, outputs.config.transcribe, hook=outputs.hook, speech=outputs.turns)
     backend = f"{result.backend}; words: {result.alignment}; language: {result.language}"
     return {"words": assign_speakers(result.words, outputs.turns or []), "backend": backend}
 
 
+@task(name="speaking", **MODEL_TASK)
+def find_speaking(outputs: StageOutputs) -> dict[str, Any]:
+    """Who is speaking; when faces split a voice cluster, the turns and the words' speakers follow."""
+    from affectflow.tasks.speaking.stage import find_speakers
+    from affectflow.tasks.speech.attribution import assign_speakers
+
+    assert outputs.faces is not None  # the stage is ready only then
+    config = outputs.config
+    turns = outputs.turns or []
+    result = find_speakers(
+        outputs.faces, turns, outputs.wav, outputs.staged.path, outputs.info, config.speaking, outputs.hook,
+        max_side=config.max_side,
+    )  # fmt: skip
+    additions: dict[str, Any] = {"speaking": result, "backend": result.backend}
+    if outputs.turns is not None and result.turns != turns:
+        additions["turns"] = result.turns
+        if outputs.words is not None:
+            additions["words"] = assign_speakers(outputs.words, result.turns)
+    return additions
+
+
 @task(name="emotions", **MODEL_TASK)
 def infer_emotions(outputs: StageOutputs) -> dict[str, Any]:
-    from tasks.infer import infer_emotions as infer
+    from affectflow.tasks.emotions.infer import emotions_backend
+    from affectflow.tasks.emotions.infer import infer_emotions as infer
 
-    result = infer(outputs)
-    return {"emotions": result, "backend": result.model}
+    assert outputs.faces is not None  # the stage is ready only then
+    config = outputs.config
+    result = infer(
+        outputs.faces,
+        outputs.wav,
+        outputs.words,
+        outputs.turns,
+        config.emotions,
+        config.fps,
+        outputs.hook,
+        outputs.speaking,
+    )
+    return {"emotions": result, "backend": emotions_backend(result.model, config.emotions)}
 
 
 @dataclass(frozen=True)
@@ -142,6 +142,10 @@ class Stage:
     task: Callable[[StageOutputs], dict[str, Any]]
     ready: Callable[[StageOutputs], bool]
     branch: str  # stages of one branch run in order; the "faces" and "speech" branches side by side
+
+    def plain(self) -> Stage:
+        """The same stage calling its function directly, outside Prefect's task machinery."""
+        return replace(self, task=getattr(self.task, "fn", self.task))
 
     def run(self, outputs: StageOutputs) -> None:
         additions = dict(self.task(outputs))
@@ -158,6 +162,7 @@ STAGES = (
     Stage("faces", detect_faces, _always, branch="faces"),
     Stage("diarize", diarize_speech, _always, branch="speech"),
     Stage("transcribe", transcribe_speech, _always, branch="speech"),
+    Stage("speaking", find_speaking, lambda outputs: outputs.faces is not None, branch="fusion"),
     Stage("emotions", infer_emotions, lambda outputs: outputs.faces is not None, branch="fusion"),
 )
 PARALLEL_BRANCHES = ("faces", "speech")  # share no inputs but the staged video and its audio

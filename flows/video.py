@@ -28,13 +28,16 @@ import pyarrow as pa
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.stages import PARALLEL_BRANCHES, STAGES, StageOutputs
-from tasks import media
-from tasks.config import PipelineConfig, pipeline_version
-from tasks.discover import SourceError, SourceFile
-from tasks.media import MediaError, MediaInfo, StagedVideo
-from tasks.progress import Hook, no_progress
-from tasks.store import Store, StoreError
+from affectflow.flows.stages import PARALLEL_BRANCHES, STAGES, Stage, StageOutputs
+from affectflow.tasks.config import PipelineConfig, pipeline_version
+from affectflow.tasks.media import audio, staging
+from affectflow.tasks.media.frames import FrameSource, iter_frames
+from affectflow.tasks.media.probe import probe
+from affectflow.tasks.media.tools import MediaError
+from affectflow.tasks.progress import Hook, all_of, no_progress
+from affectflow.tasks.records import MediaInfo, StagedVideo
+from affectflow.tasks.storage.discover import SourceError, SourceFile
+from affectflow.tasks.storage.store import Store, StoreError
 
 T = TypeVar("T")
 IO_RETRIES: dict[str, Any] = dict(retries=3, retry_delay_seconds=[1, 4, 16], cache_policy=NO_CACHE)
@@ -55,17 +58,17 @@ def retry_transient_io(task: Any, task_run: Any, state: Any) -> bool:
 
 @task(name="stage", **IO_RETRIES, retry_condition_fn=retry_transient_io)
 def stage_video(uri: str, work_dir: Path) -> StagedVideo:
-    return media.stage(uri, work_dir)
+    return staging.stage(uri, work_dir)
 
 
 @task(name="probe", cache_policy=NO_CACHE)
 def probe_video(staged: StagedVideo) -> MediaInfo:
-    return media.probe(staged.path)
+    return probe(staged.path)
 
 
 @task(name="extract-audio", cache_policy=NO_CACHE)
 def extract_audio(staged: StagedVideo, info: MediaInfo, work_dir: Path) -> Path | None:
-    return media.extract_audio(staged.path, info, work_dir / "audio.wav")
+    return audio.extract_audio(staged.path, info, work_dir / "audio.wav")
 
 
 @task(name="write-tables", **IO_RETRIES, retry_condition_fn=retry_transient_io)
@@ -104,7 +107,9 @@ class BranchStoppedError(Exception):
     """The other branch of the video failed: this one stops at its next step."""
 
 
-def run_stages(outputs: StageOutputs, wanted: Sequence[str], timed: Callable[..., Any]) -> None:
+def run_stages(
+    outputs: StageOutputs, wanted: Sequence[str], timed: Callable[..., Any], stages: Sequence[Stage] = STAGES
+) -> None:
     """faces ‖ (diarize → transcribe), then emotions: the DAG of docs/architecture.md.
 
     The faces branch runs in a thread beside the speech branch: they share only the
@@ -122,7 +127,7 @@ def run_stages(outputs: StageOutputs, wanted: Sequence[str], timed: Callable[...
 
     def run_branch(branch: str) -> None:
         try:
-            for stage in STAGES:
+            for stage in stages:
                 if stage.branch == branch and stage.name in wanted and stage.ready(outputs):
                     with _one_at_a_time(stage.name):
                         timed(stage.name, stage.run, outputs)
@@ -170,6 +175,69 @@ def deadline_hook(timeout_s: float | None) -> Hook:
     return hook
 
 
+class StageTimer:
+    """Seconds per step of one video (what ``videos.stage_seconds`` records), and per progress step.
+
+    Called as ``timer(name, fn, *args)`` around each step. ``step`` is a progress hook: it
+    charges the time since the same thread's previous mark to the step being reported, so a
+    benchmark can split a stage into its parts (features, RCMA) without touching the stage.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.steps: dict[str, float] = {}
+        self._marks = threading.local()
+
+    def __call__(self, name: str, fn: Callable[..., T], *args: Any) -> T:
+        begin = self._marks.t = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - begin, 3)
+
+    def step(self, step: str, completed: int, total: int | None) -> None:
+        now = time.perf_counter()
+        self.steps[step] = self.steps.get(step, 0.0) + now - getattr(self._marks, "t", now)
+        self._marks.t = now
+
+
+@dataclass(frozen=True)
+class VideoSteps:
+    """The I/O steps around the stages: Prefect tasks by default, plain functions for a benchmark."""
+
+    stage: Callable[[str, Path], StagedVideo]
+    probe: Callable[[StagedVideo], MediaInfo]
+    audio: Callable[[StagedVideo, MediaInfo, Path], Path | None]
+    write: Callable[[str, str, dict[str, pa.Table], dict[str, Any]], None]
+    stages: tuple[Stage, ...] = STAGES
+
+    def plain(self) -> VideoSteps:
+        """The same steps calling their functions directly, outside Prefect's task machinery."""
+        return VideoSteps(
+            stage=_fn(self.stage),
+            probe=_fn(self.probe),
+            audio=_fn(self.audio),
+            write=_fn(self.write),
+            stages=tuple(stage.plain() for stage in self.stages),
+        )
+
+
+def _fn(step: Callable[..., T]) -> Callable[..., T]:
+    """A Prefect task's own function (a plain function stays itself)."""
+    return getattr(step, "fn", step)
+
+
+@dataclass
+class Analysis:
+    """What analysing one video gave: its records (None where a step never ran) and its status."""
+
+    staged: StagedVideo | None = None
+    info: MediaInfo | None = None
+    outputs: StageOutputs | None = None
+    status: str = "ok"
+    error: str = ""
+
+
 def run_video(
     source: SourceFile,
     out: str,
@@ -177,55 +245,88 @@ def run_video(
     run_id: str,
     work_root: str | None = None,
     timeout_s: float | None = None,
+    *,
+    steps: VideoSteps | None = None,
+    timer: StageTimer | None = None,
+    frames: FrameSource = iter_frames,
 ) -> VideoResult:
-    """Process one video end to end and commit its tables; return its status."""
+    """Process one video end to end and commit its tables; return its status.
+
+    analyse (stage → probe → audio → the stages) → a failure becomes a status → commit.
+    """
+    steps = steps or DEFAULT_STEPS
+    timer = timer or StageTimer()
     started = datetime.now(UTC)
     clock = time.perf_counter()
-    timings: dict[str, float] = {}
-
-    def timed(name: str, fn: Callable[..., T], *args: Any) -> T:
-        begin = time.perf_counter()
-        try:
-            return fn(*args)
-        finally:
-            timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - begin, 3)
-
     work_dir = Path(tempfile.mkdtemp(prefix="affectflow-", dir=work_root))
-    staged: StagedVideo | None = None
-    info: MediaInfo | None = None
-    row: dict[str, Any] = {"uri": source.uri, "name": source.name, "size_bytes": source.size_bytes}
     try:
-        staged = timed("stage", stage_video, source.uri, work_dir)
-        _forget_previous_version(Store(out), source.uri, staged.video_id)
-        info = timed("probe", probe_video, staged)
-        outputs = StageOutputs(staged, info, config, work_dir, hook=deadline_hook(timeout_s))
-        outputs.wav = timed("audio", extract_audio, staged, info, work_dir)
-        run_stages(outputs, config.stages, timed)
-        status, error = "ok", ""
-    except MediaError as err:
-        status, error = "failed", f"bad input: {err}"
-        outputs = None
-    except Exception as err:  # noqa: BLE001 - one bad video must never stop the corpus
-        status, error = "failed", f"{type(err).__name__}: {err}"
-        outputs = None
-        _log().error("%s failed:\n%s", source.uri, traceback.format_exc())
-    video_id = staged.video_id if staged else f"u{_short_hash(source.uri)}"
-    row.update(_video_row(video_id, info, config, run_id, status, error, started, timings))
-    if outputs is not None:
-        row["n_frames_analysed"] = outputs.n_frames_analysed
-        row["backends"] = json.dumps(outputs.backends, sort_keys=True)
-    tables = outputs.tables(video_id) if outputs is not None else {}
-    try:
+        hook = all_of(deadline_hook(timeout_s), timer.step)
+        analysis = analyse(source, out, config, work_dir, steps, timer, hook, frames)
+        video_id = analysis.staged.video_id if analysis.staged else f"u{_short_hash(source.uri)}"
+        row = _video_row(source, video_id, analysis, config, run_id, started, timer.seconds)
+        tables = analysis.outputs.tables(video_id) if analysis.outputs is not None else {}
         row["elapsed_s"] = round(time.perf_counter() - clock, 3)
         row["finished"] = datetime.now(UTC)
-        timed("write", write_tables, out, video_id, tables, row)
-        Store(out).write_manifest(source.uri, _manifest(source, video_id, config, status, error))
-    except StoreError as err:
-        status, error = "failed", str(err)
+        status, error = commit(out, source, video_id, tables, row, config, analysis, steps, timer)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     _log().info("%s %s in %.1fs %s", status, source.name, time.perf_counter() - clock, error)
-    return VideoResult(source.uri, status, video_id, error, round(time.perf_counter() - clock, 3), timings)
+    return VideoResult(source.uri, status, video_id, error, round(time.perf_counter() - clock, 3), timer.seconds)
+
+
+def analyse(
+    source: SourceFile,
+    out: str,
+    config: PipelineConfig,
+    work_dir: Path,
+    steps: VideoSteps,
+    timer: StageTimer,
+    deadline: Hook,
+    frames: FrameSource = iter_frames,
+) -> Analysis:
+    """Stage, probe, extract audio and run the stages; any failure is caught into the status."""
+    analysis = Analysis()
+    try:
+        analysis.staged = timer("stage", steps.stage, source.uri, work_dir)
+        _forget_previous_version(Store(out), source.uri, analysis.staged.video_id)
+        analysis.info = timer("probe", steps.probe, analysis.staged)
+        outputs = StageOutputs(analysis.staged, analysis.info, config, work_dir, hook=deadline, frames=frames)
+        outputs.wav = timer("audio", steps.audio, analysis.staged, analysis.info, work_dir)
+        run_stages(outputs, config.stages, timer, steps.stages)
+        analysis.outputs = outputs
+    except Exception as err:  # noqa: BLE001 - one bad video must never stop the corpus
+        analysis.status, analysis.error = failure_status(err)
+        if not isinstance(err, MediaError):
+            _log().error("%s failed:\n%s", source.uri, traceback.format_exc())
+    return analysis
+
+
+def failure_status(err: Exception) -> tuple[str, str]:
+    """(status, one-line error) of a video whose analysis raised ``err``."""
+    if isinstance(err, MediaError):
+        return "failed", f"bad input: {err}"
+    return "failed", f"{type(err).__name__}: {err}"
+
+
+def commit(
+    out: str,
+    source: SourceFile,
+    video_id: str,
+    tables: dict[str, pa.Table],
+    row: dict[str, Any],
+    config: PipelineConfig,
+    analysis: Analysis,
+    steps: VideoSteps,
+    timer: StageTimer,
+) -> tuple[str, str]:
+    """Write the video's tables (its ``videos`` row last), then its manifest; the final status."""
+    status, error = analysis.status, analysis.error
+    try:
+        timer("write", steps.write, out, video_id, tables, row)
+        Store(out).write_manifest(source.uri, _manifest(source, video_id, config, status, error))
+    except StoreError as err:
+        status, error = "failed", str(err)
+    return status, error
 
 
 def _forget_previous_version(store: Store, uri: str, video_id: str) -> None:
@@ -236,26 +337,29 @@ def _forget_previous_version(store: Store, uri: str, video_id: str) -> None:
 
 
 def _video_row(
+    source: SourceFile,
     video_id: str,
-    info: MediaInfo | None,
+    analysis: Analysis,
     config: PipelineConfig,
     run_id: str,
-    status: str,
-    error: str,
     started: datetime,
     timings: dict[str, float],
 ) -> dict[str, Any]:
     row: dict[str, Any] = {
         "video_id": video_id,
+        "uri": source.uri,
+        "name": source.name,
+        "size_bytes": source.size_bytes,
         "analysis_fps": config.fps,
-        "status": status,
-        "error": error or None,
+        "status": analysis.status,
+        "error": analysis.error or None,
         "run_id": run_id,
         "started": started,
         "stage_seconds": json.dumps(timings, sort_keys=True),
         "config_hash": config.hash(),
         "pipeline_version": pipeline_version(),
     }
+    info = analysis.info
     if info is not None:
         row.update(
             duration_s=info.duration_s,
@@ -265,6 +369,9 @@ def _video_row(
             n_frames=info.n_frames,
             has_audio=info.has_audio,
         )
+    if analysis.outputs is not None:
+        row["n_frames_analysed"] = analysis.outputs.n_frames_analysed
+        row["backends"] = json.dumps(analysis.outputs.backends, sort_keys=True)
     return row
 
 
@@ -300,10 +407,11 @@ def _log() -> Any:
 @flow(name="process-video", log_prints=True)
 def process_video(uri: str, out: str, fps: float = 5.0, run_id: str = "adhoc") -> dict[str, Any]:
     """Run the per-video DAG on one video (local path or fsspec URL)."""
-    from tasks.discover import discover
+    from affectflow.tasks.storage.discover import discover
 
     (source,) = discover(uri)
     return run_video(source, out, PipelineConfig(fps=fps), run_id).__dict__
 
 
+DEFAULT_STEPS = VideoSteps(stage_video, probe_video, extract_audio, write_tables)
 process_video_task = task(name="process-video", cache_policy=NO_CACHE)(run_video)

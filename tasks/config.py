@@ -11,11 +11,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 
-from tasks.defaults import ALL_STAGES, DEFAULT_FPS, VIDEO_EXTENSIONS  # noqa: F401 - re-exported
-from tasks.diarize import DiarizeConfig
-from tasks.faces import FacesConfig
-from tasks.infer import EmotionConfig
-from tasks.transcribe import TranscribeConfig
+from affectflow.tasks.defaults import ALL_STAGES, DEFAULT_FPS, VIDEO_EXTENSIONS  # noqa: F401 - re-exported
+from affectflow.tasks.emotions.infer import EmotionConfig
+from affectflow.tasks.faces.stage import FacesConfig
+from affectflow.tasks.speech.diarize import DiarizeConfig
+from affectflow.tasks.speech.transcribe import TranscribeConfig
 
 
 def pipeline_version() -> str:

@@ -13,3 +13,13 @@ Hook = Callable[[str, int, "int | None"], None]
 
 def no_progress(step: str, completed: int, total: int | None) -> None:
     """The default hook: report nothing."""
+
+
+def all_of(*hooks: Hook) -> Hook:
+    """One hook that calls each of ``hooks`` in turn (e.g. a deadline and a timer)."""
+
+    def hook(step: str, completed: int, total: int | None) -> None:
+        for each in hooks:
+            each(step, completed, total)
+
+    return hook

@@ -7,9 +7,12 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 import yaml
 from cronsim import CronSim
 from prefect.client.schemas.schedules import CronSchedule
+
+pytestmark = pytest.mark.unit
 
 SPEC = yaml.safe_load((Path(__file__).resolve().parent.parent / "prefect.yaml").read_text())
 
@@ -22,7 +25,8 @@ def test_nightly_and_folder_deployments_run_the_corpus_flow() -> None:
     assert {"nightly-corpus", "folder"} <= set(deployments())
     for spec in deployments().values():
         path, function = spec["entrypoint"].split(":")
-        flow = getattr(importlib.import_module(path.removesuffix(".py").replace("/", ".")), function)
+        module = "affectflow." + path.removesuffix(".py").replace("/", ".")  # flows/ is affectflow.flows
+        flow = getattr(importlib.import_module(module), function)
         assert flow.name == "process-corpus"
         assert set(spec.get("parameters", {})) <= set(flow.parameters.properties)
 
@@ -39,9 +43,9 @@ def test_folder_deployment_has_no_schedule() -> None:
 
 
 def test_model_stages_carry_the_gpu_tag_that_a_concurrency_limit_bounds() -> None:
-    from flows.stages import STAGES
+    from affectflow.flows.stages import STAGES
 
-    assert {stage.name for stage in STAGES} == {"faces", "diarize", "transcribe", "emotions"}
+    assert {stage.name for stage in STAGES} == {"faces", "diarize", "transcribe", "speaking", "emotions"}
     assert all("gpu" in stage.task.tags for stage in STAGES)  # type: ignore[attr-defined]
 
 

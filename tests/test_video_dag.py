@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 
-import flows.video
-from flows.stages import Stage, StageOutputs
-from tasks.config import PipelineConfig
+import affectflow.flows.video
+from affectflow.flows.stages import Stage, StageOutputs
+from affectflow.tasks.config import PipelineConfig
+
+pytestmark = pytest.mark.unit
 
 WAIT_S = 10.0
 
@@ -25,18 +27,18 @@ def _outputs(tmp_path: Path) -> StageOutputs:
     return StageOutputs(staged=None, info=None, config=PipelineConfig(), work_dir=tmp_path)  # type: ignore[arg-type]
 
 
-def _run(outputs: StageOutputs) -> list[str]:
+def _run(outputs: StageOutputs, stages: tuple[Stage, ...]) -> list[str]:
     order: list[str] = []
 
     def timed(name: str, fn: Any, *args: Any) -> Any:
         order.append(name)
         return fn(*args)
 
-    flows.video.run_stages(outputs, ("faces", "diarize", "transcribe", "emotions"), timed)
+    affectflow.flows.video.run_stages(outputs, ("faces", "diarize", "transcribe", "emotions"), timed, stages)
     return order
 
 
-def _stages(monkeypatch: pytest.MonkeyPatch, faces: Any, diarize: Any) -> list[str]:
+def _stages(faces: Any, diarize: Any) -> tuple[tuple[Stage, ...], list[str]]:
     fused: list[str] = []
 
     def transcribe(outputs: StageOutputs) -> dict[str, Any]:
@@ -52,13 +54,10 @@ def _stages(monkeypatch: pytest.MonkeyPatch, faces: Any, diarize: Any) -> list[s
         Stage("transcribe", transcribe, lambda outputs: True, branch="speech"),
         Stage("emotions", emotions, lambda outputs: outputs.faces is not None, branch="fusion"),
     )
-    monkeypatch.setattr(flows.video, "STAGES", stages)
-    return fused
+    return stages, fused
 
 
-def test_faces_and_speech_branches_run_side_by_side_then_fusion(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_faces_and_speech_branches_run_side_by_side_then_fusion(tmp_path: Path) -> None:
     speech_running = threading.Event()
 
     def faces(outputs: StageOutputs) -> dict[str, Any]:
@@ -70,9 +69,9 @@ def test_faces_and_speech_branches_run_side_by_side_then_fusion(
         speech_running.set()
         return {"turns": ["A"], "backend": "test turns"}
 
-    fused = _stages(monkeypatch, faces, diarize)
+    stages, fused = _stages(faces, diarize)
     outputs = _outputs(tmp_path)
-    order = _run(outputs)
+    order = _run(outputs, stages)
     assert order[-1] == "emotions" and sorted(order[:-1]) == ["diarize", "faces", "transcribe"]
     assert order.index("diarize") < order.index("transcribe")
     assert fused == ["faces=tracks turns=['A'] words=['hello']"]
@@ -84,9 +83,7 @@ def test_faces_and_speech_branches_run_side_by_side_then_fusion(
     }
 
 
-def test_a_failing_branch_stops_the_other_and_its_error_is_reported(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_failing_branch_stops_the_other_and_its_error_is_reported(tmp_path: Path) -> None:
     speech_running, speech_stopped = threading.Event(), threading.Event()
 
     def faces(outputs: StageOutputs) -> dict[str, Any]:
@@ -100,23 +97,23 @@ def test_a_failing_branch_stops_the_other_and_its_error_is_reported(
             while time.monotonic() < end:  # a long stage reporting progress between batches
                 outputs.hook("embeddings", 1, None)
                 time.sleep(0.01)
-        except flows.video.BranchStoppedError:
+        except affectflow.flows.video.BranchStoppedError:
             speech_stopped.set()
             raise
         return {"turns": [], "backend": "test turns"}
 
-    fused = _stages(monkeypatch, faces, diarize)
+    stages, fused = _stages(faces, diarize)
     outputs = _outputs(tmp_path)
     deadline = outputs.hook
     begin = time.monotonic()
     with pytest.raises(RuntimeError, match="face model broke"):
-        _run(outputs)
+        _run(outputs, stages)
     assert speech_stopped.is_set() and time.monotonic() - begin < WAIT_S / 2
     assert fused == []  # fusion never ran on half a video
     assert outputs.hook is deadline  # the video's own deadline hook is back
 
 
-def test_the_deadline_still_stops_a_branch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_deadline_still_stops_a_branch(tmp_path: Path) -> None:
     def faces(outputs: StageOutputs) -> dict[str, Any]:
         while True:
             outputs.hook("detect", 1, None)
@@ -125,8 +122,51 @@ def test_the_deadline_still_stops_a_branch(tmp_path: Path, monkeypatch: pytest.M
     def diarize(outputs: StageOutputs) -> dict[str, Any]:
         return {"turns": [], "backend": "test turns"}
 
-    _stages(monkeypatch, faces, diarize)
+    stages, _ = _stages(faces, diarize)
     outputs = _outputs(tmp_path)
-    outputs.hook = flows.video.deadline_hook(0.2)
-    with pytest.raises(flows.video.VideoTimeoutError, match="during detect"):
-        _run(outputs)
+    outputs.hook = affectflow.flows.video.deadline_hook(0.2)
+    with pytest.raises(affectflow.flows.video.VideoTimeoutError, match="during detect"):
+        _run(outputs, stages)
+
+
+def test_the_timer_charges_each_progress_step_the_time_since_the_last_mark() -> None:
+    timer = affectflow.flows.video.StageTimer()
+
+    def stage() -> None:
+        time.sleep(0.05)
+        timer.step("features", 1, 2)
+        time.sleep(0.15)
+        timer.step("rcma", 2, 2)
+
+    timer("emotions", stage)
+    # sleeps only ever overshoot (a busy machine): lower bounds are exact, the order is robust
+    assert timer.steps["features"] >= 0.05 and timer.steps["rcma"] >= 0.15
+    assert timer.steps["rcma"] > timer.steps["features"] + 0.05
+    assert timer.seconds["emotions"] >= timer.steps["features"] + timer.steps["rcma"]
+
+
+def test_run_video_takes_its_steps_and_turns_a_failing_stage_into_a_committed_failed_row(tmp_path: Path) -> None:
+    from affectflow.flows.video import VideoSteps, run_video
+    from affectflow.tasks.records import MediaInfo, SourceFile, StagedVideo
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"not really a video")
+    written: list[tuple[str, dict[str, Any], list[str]]] = []
+
+    def faces(outputs: StageOutputs) -> dict[str, Any]:
+        raise RuntimeError("face model broke")
+
+    stages, _ = _stages(faces, lambda outputs: {"turns": [], "backend": "test turns"})
+    steps = VideoSteps(
+        stage=lambda uri, work_dir: StagedVideo(clip, uri, "ab" * 32, clip.stat().st_size),
+        probe=lambda staged: MediaInfo(1.0, 5.0, 64, 48, 5, False, None, 0),
+        audio=lambda staged, info, work_dir: None,
+        write=lambda out, video_id, tables, row: written.append((video_id, row, sorted(tables))),
+        stages=stages,
+    )
+    source = SourceFile(str(clip), clip.stat().st_size, "v1")
+    result = run_video(source, str(tmp_path / "out"), PipelineConfig(), "run-1", steps=steps)
+    assert (result.status, result.error) == ("failed", "RuntimeError: face model broke")
+    ((video_id, row, tables),) = written
+    assert video_id == "ab" * 8 and row["status"] == "failed" and row["duration_s"] == 1.0 and tables == []
+    assert {"stage", "probe", "audio", "faces", "write"} <= set(result.stage_seconds)

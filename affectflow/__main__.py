@@ -1,0 +1,7 @@
+"""``python -m affectflow`` is the ``affectflow`` command."""
+
+import sys
+
+from affectflow.flows.cli import main
+
+sys.exit(main())

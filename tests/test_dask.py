@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
-from flows.cli import build_parser, main
-from flows.scaleout import DASK_ADDRESS_ENV, dask_runner, local_cluster_kwargs
-from tasks.query import connect
+from affectflow.flows.cli import build_parser, main
+from affectflow.flows.scaleout import DASK_ADDRESS_ENV, dask_runner, local_cluster_kwargs
+from affectflow.tasks.query.views import connect
+
+pytestmark = pytest.mark.integration
 
 # Per-run facts that legitimately differ between two runs of the same corpus.
 RUN_COLUMNS = {"run_id", "started", "finished", "elapsed_s", "stage_seconds"}
@@ -64,7 +66,6 @@ def rows(out: str, table: str) -> list[dict[str, Any]]:
     ]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("table", sorted(KEYS))
 def test_dask_cluster_gives_the_same_tables_as_the_default_runner(table: str, pipeline_out: str, dask_out: str) -> None:
     expected, got = rows(pipeline_out, table), rows(dask_out, table)
@@ -84,10 +85,10 @@ def same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-@pytest.mark.slow
 def test_each_worker_process_loads_its_models_once(cluster: Any, dask_out: str) -> None:
     def model_loads() -> dict[str, tuple[int, int]]:
-        from tasks import diarize, infer, transcribe
+        from affectflow.tasks.emotions import infer
+        from affectflow.tasks.speech import diarize, transcribe
 
         loaders = {"emotions": infer.load_predictor, "diarize": diarize.load_pipeline, "asr": transcribe.load_asr}
         return {name: (fn.cache_info().misses, fn.cache_info().hits) for name, fn in loaders.items()}
@@ -109,13 +110,13 @@ def test_runner_choice_from_option_environment_or_local_cluster(monkeypatch: pyt
     assert local.address is None and local.cluster_kwargs["n_workers"] == 2
     assert local.cluster_kwargs["processes"] and local.cluster_kwargs["host"] == "127.0.0.1"
     args = build_parser().parse_args(["run", "src", "--out", "out", "--dask-local", "3"])
-    assert (args.dask_local, args.dask_address) == (3, None)
+    assert (args.dask_local_workers, args.dask_address) == (3, None)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "src", "--out", "o", "--dask-local", "2", "--dask-address", "tcp://h:1"])
 
 
 def test_dask_address_environment_variable_is_the_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from flows import scaleout
+    from affectflow.flows import scaleout
 
     seen: list[Any] = []
     monkeypatch.setenv(DASK_ADDRESS_ENV, "tcp://scheduler:8786")

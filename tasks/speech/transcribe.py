@@ -26,16 +26,17 @@ from typing import Any
 
 import numpy as np
 
+from affectflow.tasks.devices import resolve_device
 from affectflow.tasks.media.audio import read_wav
 from affectflow.tasks.progress import Hook
 from affectflow.tasks.records import SpeakerTurn, Transcript, Word
+from affectflow.tasks.settings import env_name, settings
 from affectflow.tasks.speech.diarize import SILENCE_PEAK
 
 SAMPLE_RATE = 16000
 CHUNK_S = 30  # whisper's window: VAD speech is merged into chunks up to this long
-WHISPER_DIR_ENV = "AFFECTFLOW_WHISPER_DIR"
-ALIGN_DIR_ENV = "AFFECTFLOW_ALIGN_MODEL_DIR"
-CACHE_DIR_ENV = "AFFECTFLOW_CACHE_DIR"
+WHISPER_DIR_ENV = env_name("whisper_dir")
+ALIGN_DIR_ENV = env_name("align_model_dir")
 SHIPPED_MODELS = ("base", "tiny.en")
 CT2_FILES = ("model.bin", "config.json", "tokenizer.json")
 TURN_PAD_S = 0.1  # speaker turns widened by this when they stand in for the VAD (word edges)
@@ -44,10 +45,10 @@ TURN_PAD_S = 0.1  # speaker turns widened by this when they stand in for the VAD
 @dataclass(frozen=True)
 class TranscribeConfig:
     # a CTranslate2 Whisper directory, or the name of a shipped model ("base", "tiny.en")
-    model_dir: str = field(default_factory=lambda: os.environ.get(WHISPER_DIR_ENV) or "base")
+    model_dir: str = field(default_factory=lambda: settings().whisper_dir or "base")
     language: str | None = None  # None = detect (English-only models are always "en")
-    align_model_dir: str | None = field(default_factory=lambda: os.environ.get(ALIGN_DIR_ENV) or None)
-    device: str = "auto"  # "auto" = CUDA when present, else CPU
+    align_model_dir: str | None = field(default_factory=lambda: settings().align_model_dir)
+    device: str = "auto"  # tasks/devices.py: auto (CUDA when present, else CPU) | cpu | cuda
     compute_type: str = "auto"  # "auto" = int8 on CPU, float16 on CUDA; any CTranslate2 compute type
     batch_size: int | None = None  # VAD chunks decoded at once; None = per device (default_batch_size)
 
@@ -97,14 +98,6 @@ def transcribe(
     return Transcript(words, language, backend, alignment)
 
 
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def default_batch_size(device: str) -> int:
     """8 on CUDA; 4 on CPU, where 8 was no faster but held ~350 MiB more.
 
@@ -151,8 +144,7 @@ def resolve_model_dir(model_dir: str) -> Path:
 
 
 def cache_dir() -> Path:
-    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "affectflow"
-    return Path(os.environ.get(CACHE_DIR_ENV) or default)
+    return settings().cache()
 
 
 def assemble_shipped_base() -> Path:

@@ -3,7 +3,8 @@
 ``train-rcma``: (optionally) extract per-frame features of every video into a cache,
 load the official Train/Validation splits from it, fit, and keep the best checkpoint
 by validation CCC. ``evaluate-rcma``: score a checkpoint on a split, per video and
-overall. Both read the features cache only, so they run without the feature pipeline::
+overall, on the predictions ``affectflow run`` makes (model/windows.py). Both read the
+features cache only, so they run without the feature pipeline::
 
     <cache>/features.json                 {"visual": {"extractor": …, "dim": …}, …, "fps": …}
     <cache>/<video>/<modality>.npy        (T, D) float32, one row per video frame
@@ -26,8 +27,14 @@ import torch
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from model.checkpoint import CheckpointError, CheckpointInfo, check_features, load_checkpoint, save_checkpoint
-from model.data import (
+from affectflow.model.checkpoint import (
+    CheckpointError,
+    CheckpointInfo,
+    check_features,
+    load_checkpoint,
+    save_checkpoint,
+)
+from affectflow.model.data import (
     TARGETS,
     AffWild2Video,
     DataError,
@@ -37,9 +44,9 @@ from model.data import (
     load_video,
     save_features,
 )
-from model.rcma import MODALITIES, RCMA, RCMAConfig
-from model.train import EpochLog, TrainConfig, evaluate, fit
-from tasks.progress import Hook
+from affectflow.model.rcma import MODALITIES, RCMA, RCMAConfig
+from affectflow.model.train import EpochLog, TrainConfig, evaluate, fit
+from affectflow.tasks.progress import Hook
 
 DESCRIPTION = "features.json"
 
@@ -173,8 +180,8 @@ def evaluate_flow(
     model, info = load_checkpoint(path, map_location=device)
     data = load_split(find_videos(Path(affwild2), split), cache, tuple(info.targets))
     check_features(info, describe_cache(cache, data[0]), path)
-    trained = info.training.get("config", {})
-    config = TrainConfig(device=device, **{k: trained[k] for k in ("hop", "batch_size", "modalities") if k in trained})
+    trained = info.training.get("config", {})  # its batch size and ablation; windows are model/windows.py's
+    config = TrainConfig(device=device, **{k: trained[k] for k in ("batch_size", "modalities") if k in trained})
     scores = evaluate(model.to(device), data, tuple(info.targets), config)
     if out_table:
         write_scores(Path(out_table), [*scores["videos"], scores["overall"]])
@@ -206,7 +213,7 @@ def write_scores(path: Path, rows: list[dict[str, Any]]) -> None:
             writer.writeheader()
             writer.writerows(rows)
     elif path.suffix.lower() == ".parquet":
-        from tasks.store import write_file
+        from affectflow.tasks.storage.store import write_file
 
         write_file(str(path), pa.Table.from_pylist(rows))
     else:

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from model.rcma import MODALITIES, RCMA, RCMAConfig
+from affectflow.model.rcma import MODALITIES, RCMA, RCMAConfig
 
 FORMAT = "affectflow-rcma/1"
 

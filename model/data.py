@@ -1,4 +1,4 @@
-"""Aff-Wild2 valence/arousal data: the official layout, a per-video features cache, windows.
+"""Aff-Wild2 valence/arousal data: the official layout, a per-video features cache, training windows.
 
 Official layout (any depth ≤ 3 under the root)::
 
@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from model.metrics import INVALID_LABEL
-from model.rcma import MODALITIES
+from affectflow.model.metrics import INVALID_LABEL
+from affectflow.model.rcma import MODALITIES
+from affectflow.model.windows import window_starts
 
 SPLITS = {"train": "Train_Set", "validation": "Validation_Set"}
 TARGETS = ("valence", "arousal")
@@ -201,26 +202,27 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
     tmp.replace(path)
 
 
-# -- windows ------------------------------------------------------------------------------
+# -- training windows -----------------------------------------------------------------------
 
 
-def window_starts(n_frames: int, seq_len: int, hop: int) -> list[int]:
-    """Window starts 0, hop, 2·hop, … until the video's end is covered (the last one may be padded)."""
-    starts = [0]
-    while starts[-1] + seq_len < n_frames:
-        starts.append(starts[-1] + hop)
-    return starts
+def leave_out(video: VideoData, modalities: tuple[str, ...]) -> VideoData:
+    """``video`` with every modality not in ``modalities`` fed as missing (an ablation)."""
+    masks = {m: mask if m in modalities else np.zeros_like(mask) for m, mask in video.masks.items()}
+    return replace(video, masks=masks)
 
 
 class WindowDataset(Dataset):
-    """Fixed-length windows over videos; frames past a video's end are zero and masked out.
+    """Fixed-length training windows over videos, starting every ``hop`` frames (model/windows.py).
 
-    An item: ``<modality>`` (L, D_m) float32, ``<modality>_mask`` (L,) bool, ``labels`` (L, K),
-    ``label_valid`` (L, K) bool, ``video`` (index into ``videos``) and ``start`` (first frame).
+    The last window of a video ends at its end; a video shorter than ``seq_len`` is one window
+    whose frames past the end are zero and masked out. An item: ``<modality>`` (L, D_m) float32,
+    ``<modality>_mask`` (L,) bool, ``labels`` (L, K), ``label_valid`` (L, K) bool, ``video``
+    (index into ``videos``) and ``start`` (first frame). Scoring does not use these windows:
+    it predicts with model/windows.py's blended half-overlapping windows, as inference does.
     """
 
     def __init__(self, videos: list[VideoData], seq_len: int, hop: int, modalities: tuple[str, ...] = MODALITIES):
-        self.videos, self.seq_len, self.modalities = videos, seq_len, modalities
+        self.videos, self.seq_len = [leave_out(video, modalities) for video in videos], seq_len
         self.items = [(v, s) for v, video in enumerate(videos) for s in window_starts(video.n_frames, seq_len, hop)]
 
     def __len__(self) -> int:
@@ -232,11 +234,8 @@ class WindowDataset(Dataset):
         span = slice(start, min(start + self.seq_len, video.n_frames))
         item: dict[str, torch.Tensor | int] = {"video": v, "start": start}
         for m in MODALITIES:
-            x, mask = video.features[m][span], video.masks[m][span]
-            if m not in self.modalities:  # this modality is left out: fed as missing everywhere
-                mask = np.zeros_like(mask)
-            item[m] = self._pad(np.asarray(x, dtype=np.float32))
-            item[f"{m}_mask"] = self._pad(mask)
+            item[m] = self._pad(np.asarray(video.features[m][span], dtype=np.float32))
+            item[f"{m}_mask"] = self._pad(video.masks[m][span])
         labels = video.labels[span]
         item["labels"] = self._pad(labels, fill=INVALID_LABEL)
         item["label_valid"] = self._pad((labels >= -1) & (labels <= 1))

@@ -16,7 +16,7 @@ from typing import Any, cast
 import torch
 from torch.nn.utils import parametrize
 
-from model.rcma import MODALITIES, RCMA
+from affectflow.model.rcma import MODALITIES, RCMA
 
 INPUT_NAMES = (*MODALITIES, *(f"{m}_mask" for m in MODALITIES))
 OUTPUT_NAME = "valence_arousal"

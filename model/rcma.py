@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.tcn import TCN
+from affectflow.model.tcn import TCN
 
 MODALITIES = ("visual", "audio", "text")
 

@@ -3,7 +3,8 @@
 1 − CCC loss; Adam with ReduceLROnPlateau on the validation CCC; the best weights by
 validation CCC are kept (and, as the authors do, reloaded after an epoch that did not
 improve); early stopping counts only after ``min_epochs``. Metrics are the challenge's:
-CCC over all valid frames of all videos concatenated, per target and their mean.
+CCC over all valid frames of all videos concatenated, per target and their mean, of the
+predictions ``affectflow run`` would make (model/windows.py's blended windows).
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from model.data import VideoData, WindowDataset
-from model.losses import ccc_loss
-from model.metrics import ccc
-from model.rcma import MODALITIES, RCMA
+from affectflow.model.data import VideoData, WindowDataset, leave_out
+from affectflow.model.losses import ccc_loss
+from affectflow.model.metrics import ccc
+from affectflow.model.rcma import MODALITIES, RCMA
+from affectflow.model.windows import predict_sequences, torch_runner
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class TrainConfig:
     min_epochs: int = 5
     reload_best: bool = True  # after an epoch that did not improve, continue from the best weights
     seed: int = 3407
-    hop: int = 200  # frames between window starts
+    hop: int = 200  # frames between training window starts (scoring: model/windows.py, half overlap)
     modalities: tuple[str, ...] = MODALITIES  # the others are fed as missing (an ablation)
     device: str = "cpu"
 
@@ -167,23 +169,15 @@ def train_epoch(model: RCMA, loader: DataLoader, optimizer: torch.optim.Optimize
     return float(np.mean(losses)) if losses else float("nan")
 
 
-@torch.inference_mode()
 def predict(
     model: RCMA, videos: list[VideoData], config: TrainConfig, batch_size: int | None = None
 ) -> list[np.ndarray]:
-    """Per-video predictions (T, K); frames covered by overlapping windows get their mean."""
+    """Per-video predictions (T, K) by the procedure ``affectflow run`` uses (model/windows.py:
+    half-overlapping windows, Hann-blended); modalities left out in ``config`` are fed as missing."""
     model.eval()
-    device = next(model.parameters()).device
-    dataset = WindowDataset(videos, model.seq_len, config.hop, config.modalities)
-    sums = [np.zeros((v.n_frames, model.config.outputs)) for v in videos]
-    counts = [np.zeros((v.n_frames, 1)) for v in videos]
-    for batch in DataLoader(dataset, batch_size=batch_size or config.batch_size):
-        out = model(**model_inputs(batch, device)).float().cpu().numpy()  # (B, T, K)
-        for window, v, start in zip(out, batch["video"].tolist(), batch["start"].tolist(), strict=True):
-            n = min(model.seq_len, videos[v].n_frames - start)
-            sums[v][start : start + n] += window[:n]
-            counts[v][start : start + n] += 1
-    return [s / np.maximum(c, 1) for s, c in zip(sums, counts, strict=True)]
+    fed = [leave_out(video, config.modalities) for video in videos]
+    run = torch_runner(model)
+    return predict_sequences(fed, run, model.seq_len, MODALITIES, batch_size or config.batch_size)
 
 
 def evaluate(model: RCMA, videos: list[VideoData], targets: tuple[str, ...], config: TrainConfig) -> dict[str, Any]:

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flows.distill import clip_data, face_pool, fetch_pyfeat_data, make_clip
-from model.metrics import ccc
-from tasks.infer import EmotionConfig, emotions_for, load_predictor
+from affectflow.flows.distill import clip_data, face_pool, fetch_pyfeat_data, make_clip
+from affectflow.model.metrics import ccc
+from affectflow.tasks.emotions.infer import EmotionConfig, emotions_for, load_predictor
 from tests.emotion_clips import Segment
 from tests.emotion_clips import make_clip as make_segments_clip
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.models
 HELD_OUT_SEED = 424242  # the distillation used seeds 7..9 (× 1000 + clip)
 
 

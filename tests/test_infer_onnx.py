@@ -9,10 +9,21 @@ import numpy as np
 import pytest
 import torch
 
-from model.checkpoint import load_checkpoint
-from model.rcma import RCMA
-from tasks.features import TrackFeatures
-from tasks.infer import SHIPPED_CHECKPOINT, RCMAPredictor, _sample_inputs, onnx_session
+from affectflow.model.checkpoint import load_checkpoint
+from affectflow.model.data import VideoData
+from affectflow.model.rcma import RCMA
+from affectflow.model.train import TrainConfig, predict
+from affectflow.model.windows import torch_runner
+from affectflow.tasks.emotions.infer import (
+    SHIPPED_CHECKPOINT,
+    RCMAPredictor,
+    _sample_inputs,
+    onnx_runner,
+    onnx_session,
+)
+from affectflow.tasks.features.timeline import TrackFeatures
+
+pytestmark = pytest.mark.models
 
 TOLERANCE = 1e-5
 
@@ -35,11 +46,25 @@ def predictors(shipped: RCMA, session: object) -> tuple[RCMAPredictor, RCMAPredi
     """The shipped checkpoint behind ONNX Runtime and behind PyTorch (no extractors needed to predict)."""
     onnx = RCMAPredictor.__new__(RCMAPredictor)
     _, info = load_checkpoint(SHIPPED_CHECKPOINT)
-    onnx.torch, onnx.model_net, onnx.info, onnx.device, onnx.batch_size = torch, shipped, info, "cpu", 16
-    onnx.seq_len, onnx.session = info.seq_len, session
+    onnx.model_net, onnx.info, onnx.batch_size, onnx.seq_len = shipped, info, 16, info.seq_len
+    onnx.session, onnx.run = session, onnx_runner(session)
     eager = copy.copy(onnx)
-    eager.session = None
+    eager.session, eager.run = None, torch_runner(shipped, "cpu")
     return onnx, eager
+
+
+def random_tracks(net: RCMA, lengths: tuple[int, ...], seed: int) -> list[TrackFeatures]:
+    """Tracks of ``lengths`` steps with features at the checkpoint's training statistics, 20 % masked."""
+    rng = np.random.default_rng(seed)
+    tracks = []
+    for track_id, steps in enumerate(lengths):
+        features, masks = {}, {}
+        for m in ("visual", "audio", "text"):
+            mean, std = net.encoders[m].mean.numpy(), net.encoders[m].std.numpy()
+            features[m] = (mean + std * rng.standard_normal((steps, len(mean)))).astype(np.float32)
+            masks[m] = rng.random(steps) > 0.2
+        tracks.append(TrackFeatures(track_id, np.arange(steps) / 5, np.arange(steps), features, masks, []))
+    return tracks
 
 
 def test_the_graph_matches_pytorch_at_any_batch_size(shipped: RCMA, session: Any) -> None:
@@ -55,19 +80,26 @@ def test_the_graph_matches_pytorch_at_any_batch_size(shipped: RCMA, session: Any
 def test_track_predictions_are_unchanged(predictors: tuple[RCMAPredictor, RCMAPredictor]) -> None:
     onnx, eager = predictors
     assert onnx.session is not None and eager.session is None
-    rng = np.random.default_rng(3)
-    tracks = []
-    for track_id, steps in enumerate((700, 41, 64)):  # several windows, shorter than one, exactly one
-        features, masks = {}, {}
-        for m in ("visual", "audio", "text"):
-            encoder = onnx.model_net.encoders[m]
-            mean, std = encoder.mean.numpy(), encoder.std.numpy()
-            features[m] = (mean + std * rng.standard_normal((steps, len(mean)))).astype(np.float32)
-            masks[m] = rng.random(steps) > 0.2
-        tracks.append(TrackFeatures(track_id, np.arange(steps) / 5, np.arange(steps), features, masks, []))
+    tracks = random_tracks(onnx.model_net, (700, 41, 64), seed=3)  # several windows, shorter than one, exactly one
     for got, expected in zip(onnx.predict(tracks), eager.predict(tracks), strict=True):
         assert got.shape == expected.shape
         assert np.abs(got - expected).max() <= TOLERANCE
+
+
+def test_evaluation_scores_the_predictions_inference_makes(
+    shipped: RCMA, predictors: tuple[RCMAPredictor, RCMAPredictor]
+) -> None:
+    """``affectflow evaluate`` (model.train.predict) and ``affectflow run`` blend the same windows."""
+    tracks = random_tracks(shipped, (200, 41, 64, 97), seed=4)
+    videos = [
+        VideoData(str(tr.track_id), tr.features, tr.masks, np.zeros((tr.n_steps, 2), np.float32)) for tr in tracks
+    ]
+    scored = predict(shipped, videos, TrainConfig(hop=16, batch_size=5))  # the training hop plays no part
+    for runner in predictors:
+        for got, expected in zip(runner.predict(tracks), scored, strict=True):
+            assert got.shape == expected.shape == (len(expected), 2)
+            assert np.abs(got - expected).max() <= TOLERANCE
+    assert np.concatenate(scored).std(0).min() > 0.01  # the network answers (a zero output would match itself)
 
 
 def test_a_graph_that_cannot_be_built_falls_back_to_pytorch(
@@ -76,6 +108,6 @@ def test_a_graph_that_cannot_be_built_falls_back_to_pytorch(
     def broken(model: RCMA) -> bytes:
         raise RuntimeError("exporter unavailable")
 
-    monkeypatch.setattr("model.export.to_onnx", broken)
+    monkeypatch.setattr("affectflow.model.export.to_onnx", broken)
     assert onnx_session(shipped, threads=1) is None
     assert "RCMA runs in PyTorch" in caplog.text and "exporter unavailable" in caplog.text

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from model.checkpoint import CheckpointError, CheckpointInfo, save_checkpoint
-from model.rcma import RCMA
-from tasks.infer import SHIPPED_CHECKPOINT, EmotionConfig, emotions_for, file_sha256, load_predictor
+from affectflow.model.checkpoint import CheckpointError, CheckpointInfo, save_checkpoint
+from affectflow.model.rcma import RCMA
+from affectflow.tasks.emotions.infer import (
+    SHIPPED_CHECKPOINT,
+    EmotionConfig,
+    RCMAPredictor,
+    emotions_for,
+    file_sha256,
+    load_predictor,
+)
+from affectflow.tasks.storage.tables import emotions_table
 from tests.emotion_clips import GeneratedClip, Segment, astronaut_crop, make_clip
+
+pytestmark = pytest.mark.models
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +52,7 @@ def test_the_shipped_checkpoint_matches_its_card() -> None:
 
 def test_every_face_row_gets_one_row_and_frames_without_a_face_none(clip: GeneratedClip) -> None:
     emotions = run(clip, EmotionConfig())
-    table = emotions.table("vid")
+    table = emotions_table("vid", emotions)
     assert table.num_rows == len(clip.faces.t)
     assert table.column("frame").to_pylist() == clip.faces.frame.tolist()
     gap = (emotions.t >= clip.segments[1][0]) & (emotions.t < clip.segments[1][1])
@@ -50,6 +61,47 @@ def test_every_face_row_gets_one_row_and_frames_without_a_face_none(clip: Genera
         values = np.asarray(table.column(column))
         assert np.isfinite(values).all() and (np.abs(values) <= 1).all()
     assert emotions.model.startswith("rcma-distilled-v0 sha256:") and "not trained on Aff-Wild2" in emotions.model
+
+
+def test_the_rows_are_the_networks_answer_and_follow_the_clip(
+    clip: GeneratedClip, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows equal a direct PyTorch forward of the track's window, and that answer moves with the input."""
+    import torch
+
+    config = EmotionConfig()
+    predictor = load_predictor(config)
+    assert isinstance(predictor, RCMAPredictor)
+    fed: list = []  # the tracks the stage hands the predictor
+    predict = predictor.predict
+
+    def spy(tracks: list, hook: Any) -> list[np.ndarray]:
+        fed.extend(tracks)
+        return predict(tracks, hook)
+
+    monkeypatch.setattr(predictor, "predict", spy)
+    emotions = run(clip, config)
+    (track,) = fed
+    net, L = predictor.model_net, predictor.seq_len
+    assert track.n_steps <= L  # one window, padded past the track's end: no blending involved
+    inputs = {}
+    for m in ("visual", "audio", "text"):
+        x, mask = torch.zeros(1, L, track.features[m].shape[1]), torch.zeros(1, L, dtype=torch.bool)
+        x[0, : track.n_steps], mask[0, : track.n_steps] = (
+            torch.from_numpy(track.features[m]),
+            torch.from_numpy(track.masks[m]),
+        )
+        inputs[m], inputs[f"{m}_mask"] = x, mask
+    with torch.inference_mode():
+        direct = net(**inputs)[0, : track.n_steps].numpy()  # (T, 2)
+    for k, column in enumerate((emotions.valence, emotions.arousal)):
+        expected = np.clip(np.interp(emotions.t, track.t, direct[:, k]), -1, 1)
+        assert np.abs(column - expected).max() <= 1e-4
+        assert column.std() > 0.05  # it varies over time (measured 0.13 valence, 0.18 arousal)
+    spoken = emotions.t < clip.segments[0][1]  # "what a wonderful day this is", smiling
+    silent = emotions.t >= clip.segments[4][0]  # the same face, no words
+    assert (emotions.valence > 0.2).all()  # a smiling face (measured ≥ 0.34)
+    assert emotions.valence[spoken].mean() > emotions.valence[silent].mean() + 0.1  # measured 0.72 vs 0.45
 
 
 def test_the_speaker_column_is_filled_while_someone_speaks(clip: GeneratedClip) -> None:
@@ -82,7 +134,7 @@ def test_a_missing_checkpoint_names_the_file_and_the_fix(tmp_path: Path) -> None
 
 
 def test_a_missing_user_model_fails_before_any_work(tmp_path: Path) -> None:
-    from tasks.features import FeatureError
+    from affectflow.tasks.features.timeline import FeatureError
 
     with pytest.raises(FeatureError, match="no such HSEmotion ONNX file"):
         load_predictor(EmotionConfig(visual="hsemotion", hsemotion_onnx=str(tmp_path / "enet.onnx")))
@@ -96,21 +148,13 @@ def test_the_config_rejects_an_unknown_model() -> None:
 
 
 def test_the_stage_entry_point_writes_the_stores_emotions_schema(clip: GeneratedClip) -> None:
-    from types import SimpleNamespace
-
-    from tasks.config import PipelineConfig
-    from tasks.infer import infer_emotions
-    from tasks.store import SCHEMAS
+    from affectflow.tasks.emotions.infer import EmotionConfig, infer_emotions
+    from affectflow.tasks.storage.tables import SCHEMAS
 
     steps: list[str] = []
-    outputs = SimpleNamespace(
-        config=PipelineConfig(),  # no emotions sub-config yet: the defaults apply
-        faces=clip.faces,
-        wav=clip.wav,
-        words=clip.words,
-        turns=[],
-        hook=lambda step, done, total: steps.append(step),
+    emotions = infer_emotions(
+        clip.faces, clip.wav, clip.words, [], EmotionConfig(), 5.0, hook=lambda step, done, total: steps.append(step)
     )
-    table = infer_emotions(outputs).table("vid")
+    table = emotions_table("vid", emotions)
     assert table.schema == SCHEMAS["emotions"] and table.num_rows == len(clip.faces.t)
     assert {"features: visual", "features: audio", "features: text", "emotions: rcma"} <= set(steps)

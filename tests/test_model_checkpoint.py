@@ -7,9 +7,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from model import RCMA
-from model.checkpoint import CheckpointError, CheckpointInfo, check_features, load_checkpoint, save_checkpoint
+from affectflow.model import RCMA
+from affectflow.model.checkpoint import (
+    CheckpointError,
+    CheckpointInfo,
+    check_features,
+    load_checkpoint,
+    save_checkpoint,
+)
 from tests.test_model_rcma import SMALL, inputs
+
+pytestmark = pytest.mark.models
 
 FEATURES = {
     "visual": {"extractor": "sface", "dim": 10},

@@ -16,12 +16,12 @@ import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ALLOW_EPHEMERAL_MODE", "true")
 
-from flows import cli_train
-from flows.train import train_flow
-from model.checkpoint import CheckpointError, load_checkpoint
+from affectflow.flows import cli_train
+from affectflow.flows.train import train_flow
+from affectflow.model.checkpoint import CheckpointError, load_checkpoint
 from tests.fake_affwild2 import SPLIT_VIDEOS, make_affwild2
 
-pytestmark = pytest.mark.slow  # starts the ephemeral Prefect server (once per session)
+pytestmark = pytest.mark.integration  # starts the ephemeral Prefect server (once per session)
 
 TINY = {"visual_channels": [8, 8], "audio_channels": [8, 8], "text_channels": [8, 8], "head_dim": 16, "dropout": 0.1}
 NAMES = {"visual": "fake-face", "audio": "fake-voice", "text": "fake-words"}

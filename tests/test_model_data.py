@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.data import (
+from affectflow.model.data import (
     DataError,
     WindowDataset,
     feature_stats,
@@ -16,9 +16,10 @@ from model.data import (
     load_video,
     read_annotation,
     save_features,
-    window_starts,
 )
 from tests.fake_affwild2 import INVALID_FRAMES, MISSING_FACES, SPLIT_VIDEOS, make_affwild2
+
+pytestmark = pytest.mark.models  # a torch Dataset: the unit tier never imports torch
 
 
 @pytest.fixture(scope="module")
@@ -82,21 +83,21 @@ def test_features_are_aligned_to_the_annotation_length(affwild2, tmp_path: Path)
         assert data.masks["audio"].sum() == min(rows, 173)
 
 
-def test_windows_cover_odd_lengths_and_pad_the_last_one_with_masks(affwild2) -> None:
+def test_training_windows_end_at_the_video_end_and_pad_only_short_videos(affwild2) -> None:
     root, cache, _ = affwild2
-    assert window_starts(331, 300, 200) == [0, 200]
-    assert window_starts(300, 300, 200) == [0]
-    assert window_starts(7, 300, 200) == [0]
-    video = load_video(next(v for v in find_videos(root, "train") if v.name == "1-30-1280x720"), cache)
+    video = load_video(next(v for v in find_videos(root, "train") if v.name == "1-30-1280x720"), cache)  # 331
     dataset = WindowDataset([video], seq_len=300, hop=200)
-    assert len(dataset) == 2
+    assert [dataset[i]["start"] for i in range(len(dataset))] == [0, 31]
     last = dataset[1]
-    assert last["start"] == 200 and last["audio"].shape == (300, 6)
-    assert last["audio_mask"][:131].all() and not last["audio_mask"][131:].any()
-    assert last["label_valid"][:131].all() and not last["label_valid"][131:].any()
+    assert last["audio"].shape == (300, 6) and last["audio_mask"].all()
+    np.testing.assert_array_equal(last["labels"].numpy(), video.labels[31:])
     first = dataset[0]
     assert not first["label_valid"][INVALID_FRAMES].any() and first["label_valid"][:20].all()
     assert (first["labels"][INVALID_FRAMES] == -5).all()
+    short = load_video(next(v for v in find_videos(root, "validation") if v.name == "video74"), cache)  # 173
+    (only,) = WindowDataset([short], seq_len=300, hop=200)
+    assert only["audio_mask"][:173].all() and not only["audio_mask"][173:].any()
+    assert not only["label_valid"][173:].any() and (only["labels"][173:] == -5).all()
 
 
 def test_left_out_modalities_read_as_missing(affwild2) -> None:

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from model import ccc, ccc_loss
+from affectflow.model import ccc, ccc_loss
+
+pytestmark = pytest.mark.models  # the loss on torch tensors: the unit tier never imports torch
 
 
 def reference_ccc(x: np.ndarray, y: np.ndarray) -> float:

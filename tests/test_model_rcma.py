@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model import RCMA, RCMAConfig
-from model.tcn import TCN
+from affectflow.model import RCMA, RCMAConfig
+from affectflow.model.tcn import TCN
+
+pytestmark = pytest.mark.models
 
 SMALL = dict(
     visual_dim=10,

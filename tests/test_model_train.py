@@ -8,10 +8,12 @@ from typing import Any
 import pytest
 import torch
 
-from model import RCMA
-from model.data import feature_stats
-from model.train import EpochLog, TrainConfig, evaluate, fit
+from affectflow.model import RCMA
+from affectflow.model.data import feature_stats
+from affectflow.model.train import EpochLog, TrainConfig, evaluate, fit
 from tests.synthetic_va import DIM, make_split
+
+pytestmark = pytest.mark.models
 
 TARGETS = ("valence", "arousal")
 # Small enough for 2 CPU cores: every size is a config field, the architecture is the paper's.
@@ -64,7 +66,8 @@ def test_resuming_continues_exactly_where_training_stopped() -> None:
 def test_early_stopping_waits_for_min_epochs_then_patience(monkeypatch: pytest.MonkeyPatch) -> None:
     validation_ccc = iter([0.5, 0.6, 0.4, 0.4, 0.4, 0.4, 0.4, 0.4])  # best at epoch 2, never again
     monkeypatch.setattr(
-        "model.train.evaluate", lambda *_: {"overall": dict.fromkeys((*TARGETS, "mean"), next(validation_ccc))}
+        "affectflow.model.train.evaluate",
+        lambda *_: {"overall": dict.fromkeys((*TARGETS, "mean"), next(validation_ccc))},
     )
     data = make_split(0, 2, 100), make_split(1, 1, 100)
     config = TrainConfig(epochs=30, batch_size=4, hop=64, min_epochs=4, early_stopping=2)
@@ -74,7 +77,6 @@ def test_early_stopping_waits_for_min_epochs_then_patience(monkeypatch: pytest.M
     assert result.best_ccc["mean"] == 0.6
 
 
-@pytest.mark.slow
 def test_rcma_learns_a_task_that_needs_all_modalities_and_beats_each_one_alone() -> None:
     started = time.perf_counter()
     train_set, val_set, test_set = make_split(0, 24, 300), make_split(1, 8, 300), make_split(2, 8, 300)

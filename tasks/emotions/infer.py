@@ -2,11 +2,16 @@
 
 features (tasks/features.py, one timeline per track at the model's frame rate) →
 model (an RCMA checkpoint, or the teacher ensemble baseline) → one emotions row per
-face row of the track (never for a frame without the face), with the speaker active at t.
+face row of the track (never for a frame without the face), with the face's own voice
+(its track's link from the who-is-speaking stage) and whether it is speaking at t.
 
-RCMA takes windows of exactly ``seq_len`` steps: each track is cut into windows that
-overlap by half, all tracks' windows are run in batches, and overlapping predictions are
-blended with a Hann weight so window edges (where the TCN has the least context) count least.
+Whose speech a face hears is ``EmotionConfig.audio_scope``: "own" (the default) gives each
+track its own voice's audio and words and masks them while another person speaks
+(tasks/features/timeline.py ``hearings``); "scene" gives every face everything heard.
+
+RCMA takes windows of exactly ``seq_len`` steps: model/windows.py cuts each track into
+windows that overlap by half, runs all tracks' windows in batches and blends overlapping
+predictions with a Hann weight — the same procedure ``affectflow evaluate`` scores.
 The checkpoint loads once per process and refuses features it was not trained on.
 """
 
@@ -14,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -23,46 +27,46 @@ from typing import Any
 
 import numpy as np
 
-from affectflow.tasks.features.audio import VGGISH_ENV
-from affectflow.tasks.features.text import TEXT_MODEL_ENV
+from affectflow.model.windows import RunWindows, predict_sequences, torch_runner
+from affectflow.tasks.devices import onnx_providers, resolve_device
+from affectflow.tasks.emotions import MODELS
 from affectflow.tasks.features.timeline import (
     MAX_GAP_S,
     ExtractorOptions,
     Extractors,
     TrackFeatures,
     extract_tracks,
+    hearings,
     load_extractors,
 )
-from affectflow.tasks.features.visual import HSEMOTION_ENV
 from affectflow.tasks.progress import Hook, no_progress
-from affectflow.tasks.records import Emotions, FaceTracks, SpeakerTurn, Word
+from affectflow.tasks.records import Emotions, FaceTracks, SpeakerTurn, Speaking, Word
+from affectflow.tasks.settings import settings
 
-CHECKPOINT_ENV = "AFFECTFLOW_RCMA_CHECKPOINT"
 SHIPPED_CHECKPOINT = Path(str(resources.files("affectflow.model") / "checkpoints" / "rcma-distilled-v0.pt"))
-MODELS = ("rcma", "teachers")
-
-
-def _env(name: str) -> Any:
-    return field(default_factory=lambda: os.environ.get(name) or None)
+AUDIO_SCOPES = ("own", "scene")  # whose voice and words a face's audio and text features read
 
 
 @dataclass(frozen=True)
 class EmotionConfig:
-    model: str = "rcma"  # "rcma": the checkpoint below; "teachers": the teacher ensemble baseline
-    checkpoint: str = field(default_factory=lambda: os.environ.get(CHECKPOINT_ENV) or str(SHIPPED_CHECKPOINT))
+    model: str = MODELS[0]  # "rcma": the checkpoint below; "teachers": the teacher ensemble baseline
+    checkpoint: str = field(default_factory=lambda: settings().rcma_checkpoint or str(SHIPPED_CHECKPOINT))
     visual: str = "fer"  # fer | hsemotion | face-embedding
     audio: str = "egemaps"  # egemaps | vggish
     text: str = "minilm"  # minilm | bert
-    hsemotion_onnx: str | None = _env(HSEMOTION_ENV)
-    vggish_model: str | None = _env(VGGISH_ENV)
-    text_model_dir: str | None = _env(TEXT_MODEL_ENV)
-    device: str = "auto"  # "auto" = CUDA when present, else CPU
+    hsemotion_onnx: str | None = field(default_factory=lambda: settings().hsemotion_onnx)
+    vggish_model: str | None = field(default_factory=lambda: settings().vggish_model)
+    text_model_dir: str | None = field(default_factory=lambda: settings().text_model_dir)
+    device: str = "auto"  # tasks/devices.py: auto (CUDA when present, else CPU) | cpu | cuda | cuda:N
     max_gap_s: float = MAX_GAP_S  # face gaps up to this are interpolated, longer ones masked
     batch_size: int = 16  # RCMA windows per forward pass
+    audio_scope: str = "own"  # "own": each face its own voice, masked while others speak; "scene": everyone's
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise ValueError(f"unknown emotions model {self.model!r}; choose from {', '.join(MODELS)}")
+        if self.audio_scope not in AUDIO_SCOPES:
+            raise ValueError(f"unknown audio_scope {self.audio_scope!r}; choose from {', '.join(AUDIO_SCOPES)}")
         if self.max_gap_s < 0 or self.batch_size < 1:
             raise ValueError("max_gap_s must be ≥ 0 and batch_size ≥ 1")
 
@@ -78,7 +82,6 @@ class RCMAPredictor:
 
         from affectflow.model.checkpoint import check_features, load_checkpoint
 
-        self.torch = torch
         self.model_net, self.info = load_checkpoint(path, map_location=device)
         check_features(self.info, extractors.describe(), path)
         self.model_net.to(device)
@@ -88,44 +91,19 @@ class RCMAPredictor:
         self.model = model_label(path, self.info.training)
         self.session = onnx_session(self.model_net, torch.get_num_threads()) if device == "cpu" else None
         self.runtime = "onnxruntime" if self.session is not None else f"torch ({device})"
+        # a batch of windows (B, L, ·) → (B, L, 2): ONNX Runtime on CPU, else the PyTorch network
+        self.run = onnx_runner(self.session) if self.session is not None else torch_runner(self.model_net, device)
 
     def predict(self, tracks: Sequence[TrackFeatures], hook: Hook = no_progress) -> list[np.ndarray]:
-        """(T, 2) valence, arousal per track timeline."""
-        L = self.seq_len
-        windows = [(i, s) for i, tr in enumerate(tracks) for s in window_starts(tr.n_steps, L)]
-        weight = np.hanning(L + 2)[1:-1]  # (L,) > 0 everywhere, highest mid-window
-        sums = [np.zeros((tr.n_steps, 2)) for tr in tracks]
-        weights = [np.zeros((tr.n_steps, 1)) for tr in tracks]
-        for b in range(0, len(windows), self.batch_size):
-            batch = windows[b : b + self.batch_size]
-            out = self._forward(self._inputs([(tracks[i], s) for i, s in batch]))  # (B, L, 2)
-            for (i, s), pred in zip(batch, out, strict=True):
-                n = min(L, tracks[i].n_steps - s)
-                sums[i][s : s + n] += weight[:n, None] * pred[:n]
-                weights[i][s : s + n] += weight[:n, None]
-            hook("emotions: rcma", min(b + self.batch_size, len(windows)), len(windows))
-        return [s / np.maximum(w, 1e-9) for s, w in zip(sums, weights, strict=True)]
-
-    def _inputs(self, windows: list[tuple[TrackFeatures, int]]) -> dict[str, np.ndarray]:
-        L = self.seq_len
-        inputs: dict[str, np.ndarray] = {}
-        for m in ("visual", "audio", "text"):
-            x = np.zeros((len(windows), L, self.info.features[m]["dim"]), np.float32)  # (B, L, D_m)
-            mask = np.zeros((len(windows), L), bool)  # (B, L): padding past a track's end is masked
-            for j, (tr, s) in enumerate(windows):
-                n = min(L, tr.n_steps - s)
-                x[j, :n], mask[j, :n] = tr.features[m][s : s + n], tr.masks[m][s : s + n]
-            inputs[m], inputs[f"{m}_mask"] = x, mask
-        return inputs
-
-    def _forward(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        """(B, L, 2) predictions: ONNX Runtime on CPU, else the PyTorch network."""
-        if self.session is not None:
-            return np.asarray(self.session.run(None, inputs)[0])
-        torch = self.torch
-        with torch.inference_mode():
-            tensors = {name: torch.from_numpy(value).to(self.device) for name, value in inputs.items()}
-            return self.model_net(**tensors).float().cpu().numpy()
+        """(T, 2) valence, arousal per track timeline: model/windows.py's procedure, as evaluation scores it."""
+        return predict_sequences(
+            tracks,
+            self.run,
+            self.seq_len,
+            list(self.info.features),
+            self.batch_size,
+            on_batch=lambda done, total: hook("emotions: rcma", done, total),
+        )
 
 
 ONNX_TOLERANCE = 1e-4  # max |ONNX Runtime − PyTorch| on the load-time sample; measured ~1e-6
@@ -148,7 +126,7 @@ def onnx_session(net: Any, threads: int) -> Any | None:
         options.intra_op_num_threads = max(1, threads)
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-wait between batches
-        session = ort.InferenceSession(to_onnx(net), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(to_onnx(net), options, providers=onnx_providers("cpu"))
         sample = _sample_inputs(net, batch=3)
         with torch.inference_mode():
             expected = net(**{k: torch.from_numpy(v) for k, v in sample.items()}).numpy()
@@ -160,6 +138,11 @@ def onnx_session(net: Any, threads: int) -> Any | None:
         _log().warning("RCMA runs in PyTorch: ONNX Runtime differs by %.2g on the check sample", error)
         return None
     return session
+
+
+def onnx_runner(session: Any) -> RunWindows:
+    """model/windows.py's ``run`` for an ONNX Runtime session of the network."""
+    return lambda batch: np.asarray(session.run(None, batch)[0])
 
 
 def _sample_inputs(net: Any, batch: int) -> dict[str, np.ndarray]:
@@ -199,15 +182,6 @@ class TeacherPredictor:
 Predictor = RCMAPredictor | TeacherPredictor
 
 
-def window_starts(n_steps: int, seq_len: int) -> list[int]:
-    """Starts of windows overlapping by half; the last ends at the track's end when it is long enough."""
-    hop = max(seq_len // 2, 1)
-    starts = list(range(0, max(n_steps - seq_len, 0) + 1, hop))
-    if n_steps > seq_len and starts[-1] + seq_len < n_steps:
-        starts.append(n_steps - seq_len)
-    return starts
-
-
 def model_label(path: Path, training: dict[str, Any]) -> str:
     """What the emotions rows' ``model`` column says: the checkpoint's id, hash and, if any, its caveat."""
     model_id = training.get("model_id") or path.stem
@@ -224,20 +198,12 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 @functools.cache
 def load_predictor(config: EmotionConfig, face_embedding_dim: int = 128) -> Predictor:
     """Extractors + model, once per process per configuration (loading takes seconds)."""
     device = resolve_device(config.device)
     options = ExtractorOptions(
-        config.hsemotion_onnx, config.vggish_model, config.text_model_dir, face_embedding_dim, device
+        config.hsemotion_onnx, config.vggish_model, config.text_model_dir, face_embedding_dim, config.device
     )
     extractors = load_extractors(config.visual, config.audio, config.text, options)
     if config.model == "teachers":
@@ -256,11 +222,12 @@ def infer_emotions(
     config: EmotionConfig,
     analysis_fps: float,
     hook: Hook = no_progress,
+    speaking: Speaking | None = None,
 ) -> Emotions:
-    """The emotions of one video from the earlier stages' records."""
+    """The emotions of one video from the earlier stages' records (``speaking``: each face's own voice)."""
     predictor = load_predictor(config, _embedding_dim(faces))
     fps = predictor.fps or analysis_fps  # Aff-Wild2 checkpoints (fps None) run at the analysis rate
-    return emotions_for(faces, wav, words, turns, predictor, fps, config, hook)
+    return emotions_for(faces, wav, words, turns, predictor, fps, config, hook, speaking)
 
 
 def emotions_for(
@@ -272,41 +239,40 @@ def emotions_for(
     fps: float,
     config: EmotionConfig,
     hook: Hook = no_progress,
+    speaking: Speaking | None = None,
 ) -> Emotions:
     face_t = np.asarray(faces.t, np.float64)
+    track_id = np.asarray(faces.track_id, np.int64)
     n = len(face_t)
+    voices = {link.track_id: link.speaker for link in speaking.links} if speaking else {}  # track -> own voice
     va = np.zeros((n, 2), np.float32)
     tracks = []
     if n:  # a video without faces has no crops to read and no rows to write
-        tracks = extract_tracks(faces, wav, words, predictor.extractors, fps, max_gap_s=config.max_gap_s, hook=hook)
+        heard = speaking.turns if speaking else turns  # the links name these turns' speakers
+        hearing = hearings(track_id, face_t, voices, heard, words) if config.audio_scope == "own" else None
+        tracks = extract_tracks(
+            faces, wav, words, predictor.extractors, fps, max_gap_s=config.max_gap_s, hook=hook, hearing=hearing
+        )
     grids = predictor.predict(tracks, hook)  # per track (T, 2)
     for tr, pred in zip(tracks, grids, strict=True):
         for k in range(2):
             va[tr.rows, k] = np.interp(face_t[tr.rows], tr.t, pred[:, k])
     return Emotions(
         model=predictor.model,
-        track_id=np.asarray(faces.track_id, np.int32),
+        track_id=track_id.astype(np.int32),
         frame=np.asarray(faces.frame, np.int64),
         t=face_t,
         valence=np.clip(va[:, 0], -1, 1),
         arousal=np.clip(va[:, 1], -1, 1),
-        speaker=speakers_at(face_t, turns, words),
+        speaker=[voices.get(int(k)) for k in track_id],
+        speaking=None if speaking is None else np.asarray(speaking.speaking, bool),
     )
 
 
-def speakers_at(
-    times: np.ndarray, turns: Sequence[SpeakerTurn] | None, words: Sequence[Word] | None
-) -> list[str | None]:
-    """The speaker whose turn (else whose word) covers each time; None where nobody speaks."""
-    spans = [(t.start, t.end, t.speaker) for t in turns or []]
-    if not spans:
-        spans = [(w.start, w.end, w.speaker) for w in words or [] if w.speaker]
-    out: list[str | None] = [None] * len(times)
-    for start, end, speaker in sorted(spans, key=lambda s: s[1] - s[0]):  # shortest first: overlaps → the turn taker
-        for i in np.flatnonzero((times >= start) & (times < end)):
-            if out[i] is None:
-                out[i] = str(speaker)
-    return out
+def emotions_backend(model: str, config: EmotionConfig) -> str:
+    """What ``videos.backends`` says of the emotions stage: the model and whose speech each face heard."""
+    heard = {"own": "each face its own voice (masked while others speak)", "scene": "every face the whole scene"}
+    return f"{model}; audio+text: {heard[config.audio_scope]}"
 
 
 def _embedding_dim(faces: FaceTracks) -> int:

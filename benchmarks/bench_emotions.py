@@ -28,12 +28,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flows.distill import FPS
-from tasks.features import FaceRows, audio_features, extract_tracks, visual_features
-from tasks.features_text import window_texts
-from tasks.infer import EmotionConfig, load_predictor
+from affectflow.flows.distill import FPS
+from affectflow.tasks.emotions.infer import EmotionConfig, load_predictor
+from affectflow.tasks.features.text import window_texts
+from affectflow.tasks.features.timeline import FaceRows, audio_features, extract_tracks, visual_features
+from affectflow.tasks.synth.speech import SENTENCES
 from tests.emotion_clips import Segment, astronaut_crop, make_clip
-from tests.mediagen.speech import SENTENCES
 
 
 def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float]:

@@ -26,11 +26,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tasks import media
-from tasks.face_backends import Detection, FaceBackend, YuNetSFace, load_backend
-from tasks.faces import FacesConfig, Identities, detect_faces
-from tasks.tracking import Tracker
-from tests.mediagen.faces import make_face_video
+from affectflow.tasks.faces.backends import Detection, FaceBackend, YuNetSFace, load_backend
+from affectflow.tasks.faces.stage import FacesConfig, Identities, detect_faces
+from affectflow.tasks.faces.tracking import Tracker
+from affectflow.tasks.media.frames import iter_frames
+from affectflow.tasks.media.probe import probe
+from affectflow.tasks.records import Frame
+from affectflow.tasks.synth.faces import make_face_video
 
 
 class OpenCVYuNetSFace:
@@ -79,7 +81,7 @@ class Clock:
 
 
 def one_pass(
-    frames: list[media.Frame], backend: FaceBackend, config: FacesConfig, every_face: bool
+    frames: list[Frame], backend: FaceBackend, config: FacesConfig, every_face: bool
 ) -> tuple[Clock, int, int]:
     """Time spent detecting, aligning+embedding and tracking; faces seen; faces embedded."""
     tracker = Tracker(config.tracker)
@@ -109,7 +111,7 @@ def one_pass(
 
 def bench(size: tuple[int, int], n_faces: int, directory: Path, repeats: int) -> None:
     clip = make_face_video(directory / f"{size[0]}x{size[1]}-{n_faces}.mp4", n_faces=n_faces, seconds=10, size=size)
-    frames = list(media.iter_frames(clip, media.probe(clip), fps=5))
+    frames = list(iter_frames(clip, probe(clip), fps=5))
     ms = 1000 / len(frames)
     full_size = replace(FacesConfig(), detect_max_side=None)
     for label, backend, config, every_face in (

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_speech.py [--minutes 5] [--device auto]
 
-Generates a three-speaker espeak-ng conversation (tests/mediagen/speech.py), loads each
+Generates a three-speaker espeak-ng conversation (tasks/synth/speech.py), loads each
 model once (load time reported apart), then times diarization (default diarizer) and
 transcription (Whisper base and tiny.en, faster-whisper word timestamps, speech regions
 from the diarization as in the pipeline) on it, and
@@ -21,9 +21,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tasks.diarize import DiarizeConfig, diarize, load_pipeline, resolve_device
-from tasks.transcribe import TranscribeConfig, load_asr, resolve_compute_type, resolve_model_dir, transcribe
-from tests.mediagen.speech import make_long_speech
+from affectflow.tasks.devices import resolve_device
+from affectflow.tasks.speech.diarize import DiarizeConfig, diarize, load_pipeline
+from affectflow.tasks.speech.transcribe import (
+    TranscribeConfig,
+    load_asr,
+    resolve_compute_type,
+    resolve_model_dir,
+    transcribe,
+)
+from affectflow.tasks.synth.speech import make_long_speech
 from tests.speech_metrics import diarization_error_rate, word_error_rate
 
 

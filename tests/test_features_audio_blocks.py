@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks import features_audio
-from tasks.features_audio import SAMPLE_RATE, egemaps_lld
-from tests.mediagen.speech import synthesise
+from affectflow.tasks.features import audio as features_audio
+from affectflow.tasks.features.audio import SAMPLE_RATE, egemaps_lld
+from affectflow.tasks.synth.speech import synthesise
+
+pytestmark = pytest.mark.models
 
 
 @pytest.fixture(scope="module")

@@ -1,17 +1,22 @@
-"""Bounded memory in the media stage: frames read ahead by a thread, WAVs read in blocks."""
+"""Bounded memory in the media stage: frames read ahead by a thread, WAVs read into one array."""
 
 from __future__ import annotations
 
 import threading
-import wave
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.io import wavfile
 
-from tasks import media
-from tests.mediagen.bad import make_testsrc_video
-from tests.mediagen.speech import write_wav
+from affectflow.tasks.media.audio import read_wav
+from affectflow.tasks.media.frames import iter_frames
+from affectflow.tasks.media.probe import probe
+from affectflow.tasks.synth.bad import make_testsrc_video
+from affectflow.tasks.synth.speech import write_wav
+
+pytestmark = pytest.mark.models
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +29,9 @@ def _reader_threads() -> list[threading.Thread]:
 
 
 def test_read_ahead_does_not_change_the_frames(clip: Path) -> None:
-    info = media.probe(clip)
-    one = list(media.iter_frames(clip, info, fps=5, read_ahead=1))
-    many = list(media.iter_frames(clip, info, fps=5, read_ahead=8))
+    info = probe(clip)
+    one = list(iter_frames(clip, info, fps=5, read_ahead=1))
+    many = list(iter_frames(clip, info, fps=5, read_ahead=8))
     assert len(one) == len(many) == 10
     for a, b in zip(one, many, strict=True):
         assert (a.index, a.t) == (b.index, b.t) and np.array_equal(a.bgr, b.bgr)
@@ -34,19 +39,24 @@ def test_read_ahead_does_not_change_the_frames(clip: Path) -> None:
 
 
 def test_stopping_early_ends_ffmpeg_and_the_reader(clip: Path) -> None:
-    info = media.probe(clip)
-    frames = media.iter_frames(clip, info, fps=25, read_ahead=2)
+    info = probe(clip)
+    frames = iter_frames(clip, info, fps=25, read_ahead=2)
     first = [next(frames) for _ in range(2)]
     assert [f.index for f in first] == [0, 1]
     frames.close()  # what a consumer that stops (an error, a timeout) does to the generator
     assert not _reader_threads()
 
 
-def test_a_wav_read_in_blocks_equals_the_whole_file_converted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_wav_reads_as_an_independent_reader_has_it_and_costs_only_its_array(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    path = write_wav(tmp_path / "noise.wav", rng.uniform(-1, 1, 10_007).astype(np.float32), 16000)
-    monkeypatch.setattr(media, "_WAV_BLOCK", 1000)  # eleven blocks, the last one short
-    audio = media.read_wav(path)
-    with wave.open(str(path), "rb") as wav:
-        expected = np.frombuffer(wav.readframes(wav.getnframes()), np.int16).astype(np.float32) / 32768.0
-    assert audio.dtype == np.float32 and np.array_equal(audio, expected)
+    path = write_wav(tmp_path / "noise.wav", rng.uniform(-1, 1, 60 * 16000).astype(np.float32), 16000)  # 60 s
+    tracemalloc.start()  # numpy reports its buffers to tracemalloc
+    try:
+        audio = read_wav(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    rate, pcm = wavfile.read(path)  # (samples,) int16, read by scipy, not libsndfile
+    assert rate == 16000 and audio.dtype == np.float32
+    assert np.array_equal(audio, pcm.astype(np.float32) / 32768.0)
+    assert peak < 1.1 * audio.nbytes, f"read_wav held {peak / audio.nbytes:.2f}× its float32 result"

@@ -15,17 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from tasks.query import connect
-from tests.mediagen.faces import make_face_video
+from affectflow.tasks.query.views import connect
+from affectflow.tasks.synth.faces import make_face_video
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 N_VIDEOS = 4
 
 
 def _affectflow(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", *args],
+        [sys.executable, "-m", "affectflow", *args],
         cwd=Path(__file__).resolve().parent.parent,
         env=env,
         stdout=subprocess.PIPE,
@@ -70,7 +70,7 @@ def test_killed_run_resumes_without_partial_or_duplicate_rows(tmp_path: Path) ->
         assert {r[0] for r in _visible(out, f"SELECT DISTINCT video_id FROM {table}")} <= visible_ids
 
     second = subprocess.run(
-        [sys.executable, "-m", "flows.cli", *run], env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "affectflow", *run], env=env, capture_output=True, text=True, timeout=600
     )
     assert second.returncode == 0, second.stderr[-2000:]
     lines = {line.split()[-1]: line.split()[0] for line in second.stderr.splitlines() if line.strip().endswith(".mp4")}

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks.diarize import Diarization, DiarizeConfig, diarize, segmentation_checkpoint
-from tasks.transcribe import TranscribeConfig, Transcript, Word, assign_speakers, transcribe
-from tests.mediagen.speech import DialogueTruth, dialogue_turns, make_dialogue
+from affectflow.tasks.speech.attribution import assign_speakers
+from affectflow.tasks.speech.diarize import Diarization, DiarizeConfig, diarize, segmentation_checkpoint
+from affectflow.tasks.speech.transcribe import TranscribeConfig, Transcript, Word, transcribe
+from affectflow.tasks.synth.speech import DialogueTruth, dialogue_turns, make_dialogue
 from tests.speech_metrics import (
     diarization_error_rate,
     pooled_word_error_rate,
@@ -29,7 +30,7 @@ from tests.speech_metrics import (
     word_speaker_hits,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.models
 
 TWO, THREE = ["en-us+m3", "en-us+f2"], ["en-us+m3", "en-us+f2", "en-us+m7"]
 CONDITIONS = {  # name: (voices, turns per dialogue, pause_s, overlap_s)

@@ -8,21 +8,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks import media
-from tasks.diarize import DiarizeConfig, SpeakerTurn, check_pipeline_dir, diarize
-from tasks.transcribe import (
+from affectflow.tasks.media.audio import extract_audio
+from affectflow.tasks.media.probe import probe
+from affectflow.tasks.speech.attribution import assign_speakers
+from affectflow.tasks.speech.diarize import DiarizeConfig, SpeakerTurn, check_pipeline_dir, diarize
+from affectflow.tasks.speech.transcribe import (
     CHUNK_S,
     TURN_PAD_S,
     TranscribeConfig,
     Word,
-    assign_speakers,
     chunk_index,
     chunks_of_turns,
     resolve_model_dir,
     transcribe,
 )
-from tests.mediagen.bad import ffmpeg, make_testsrc_video
-from tests.mediagen.speech import write_wav
+from affectflow.tasks.synth.bad import ffmpeg, make_testsrc_video
+from affectflow.tasks.synth.speech import write_wav
+
+pytestmark = pytest.mark.models
 
 
 def word(text: str, start: float, end: float) -> Word:
@@ -66,6 +69,8 @@ def test_configs_reject_what_cannot_run(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_configs_read_model_dirs_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("pipeline", "whisper", "align"):
+        (tmp_path / name).mkdir()  # tasks/settings.py refuses a directory that does not exist
     monkeypatch.setenv("AFFECTFLOW_PYANNOTE_DIR", str(tmp_path / "pipeline"))
     monkeypatch.setenv("AFFECTFLOW_WHISPER_DIR", str(tmp_path / "whisper"))
     monkeypatch.setenv("AFFECTFLOW_ALIGN_MODEL_DIR", str(tmp_path / "align"))
@@ -105,7 +110,7 @@ def test_videos_without_audio_or_with_a_silent_track_give_empty_results(tmp_path
         str(quiet),
     )
     for video in (mute, quiet):
-        wav = media.extract_audio(video, media.probe(video), tmp_path / f"{video.stem}.wav")
+        wav = extract_audio(video, probe(video), tmp_path / f"{video.stem}.wav")
         assert diarize(wav, DiarizeConfig()).turns == []
         assert transcribe(wav, TranscribeConfig(model_dir="tiny.en")).words == []
 
@@ -131,36 +136,38 @@ def test_words_index_the_vad_chunk_they_start_in() -> None:
     assert [chunk_index(chunks, t) for t in (0.5, 19.9, 21.0, 44.0)] == [0, 0, 1, 1]
 
 
-def test_eigengap_clustering_counts_well_separated_voices() -> None:
-    from tasks.speakers import EigengapClustering
+def test_clustering_counts_well_separated_voices() -> None:
+    from affectflow.tasks.speech.clustering import ConstrainedClustering
 
     rng = np.random.default_rng(0)
     for true_k in (1, 2, 3):
         centres = np.linalg.qr(rng.normal(size=(256, 3)))[0].T[:true_k]  # orthogonal unit voices
         embeddings = np.concatenate([c + 0.04 * rng.normal(size=(20, 256)) for c in centres])
-        clusters = EigengapClustering(0.35, 0.5, 8).cluster(embeddings, min_clusters=1, max_clusters=8)
+        clusters = ConstrainedClustering(0.4, 6).cluster(embeddings, min_clusters=1, max_clusters=8)
         assert len(set(clusters)) == true_k
         assert all(len(set(clusters[i * 20 : (i + 1) * 20])) == 1 for i in range(true_k))
 
 
 def test_long_videos_cluster_a_sample_and_assign_every_embedding(monkeypatch: pytest.MonkeyPatch) -> None:
-    import tasks.speakers
-    from tasks.speakers import EigengapClustering
+    import affectflow.tasks.speech.clustering
+    from affectflow.tasks.speech.clustering import ConstrainedClustering
 
     rng = np.random.default_rng(1)
     centres = np.linalg.qr(rng.normal(size=(256, 3)))[0].T  # three orthogonal unit voices
     truth = rng.integers(0, 3, size=3000)  # who speaks in each window, interleaved over the timeline
     embeddings = centres[truth] + 0.04 * rng.normal(size=(3000, 256))
     seen: list[int] = []
-    real_cluster_unit = EigengapClustering.cluster_unit
+    real_cluster_unit = ConstrainedClustering.cluster_unit
 
     def spy(self, unit, *args):  # type: ignore[no-untyped-def]
         seen.append(len(unit))
         return real_cluster_unit(self, unit, *args)
 
-    monkeypatch.setattr(EigengapClustering, "cluster_unit", spy)
-    clusters = EigengapClustering(0.35, 0.5, 8).cluster(embeddings, min_clusters=1, max_clusters=8)
-    assert seen == [1500] and tasks.speakers.MAX_CLUSTERED == 1500  # the n × n affinity stays bounded
+    monkeypatch.setattr(ConstrainedClustering, "cluster_unit", spy)
+    clusters = ConstrainedClustering(0.4, 6).cluster(embeddings, min_clusters=1, max_clusters=8)
+    assert (
+        seen == [1500] and affectflow.tasks.speech.clustering.MAX_CLUSTERED == 1500
+    )  # the n × n affinity stays bounded
     assert len(clusters) == 3000
     assert all(len(set(clusters[truth == k])) == 1 for k in range(3)) and len(set(clusters)) == 3
 

@@ -2,7 +2,9 @@
 
 Each good clip is a video with real, moving faces (tasks/synth/faces.py) muxed with a
 two-speaker espeak-ng dialogue (tasks/synth/speech.py), so every stage has something
-real to find and the truth (turns, words) is known.
+real to find and the truth (turns, words) is known. In a clip with two people, each face
+moves its lips with its own voice (tasks/synth/talking.py), so who is speaking is known too:
+face k (from the left) speaks ``VOICES[k]``.
 """
 
 from __future__ import annotations
@@ -10,9 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import soundfile
+
 from affectflow.tasks.synth.bad import ffmpeg, make_bad_files
 from affectflow.tasks.synth.faces import make_face_video
 from affectflow.tasks.synth.speech import DialogueTruth, dialogue_turns, make_dialogue
+from affectflow.tasks.synth.talking import FACES, Scene, talking_video
 
 VOICES = ("en-us+m3", "en-us+f2")
 
@@ -50,9 +56,23 @@ def talking_clip(root: Path, name: str, *, n_faces: int, n_turns: int, first_sen
     scratch = root / f".{name}"
     scratch.mkdir(parents=True, exist_ok=True)
     truth = make_dialogue(scratch / "speech.wav", dialogue_turns(n_turns, VOICES, first_sentence))
-    video = make_face_video(scratch / "video.mp4", n_faces=n_faces, seconds=round(truth.duration + 0.5, 1))
+    if n_faces == len(VOICES):  # one face per voice, each speaking its own turns
+        video = scratch / "video.mp4"
+        talking_video(video, Scene(FACES[:n_faces], ()), own_voices(truth, VOICES, 0.5))
+    else:
+        video = make_face_video(scratch / "video.mp4", n_faces=n_faces, seconds=round(truth.duration + 0.5, 1))
     mux(video, truth.wav, root / name)
     return truth
+
+
+def own_voices(truth: DialogueTruth, voices: tuple[str, ...], tail_s: float) -> np.ndarray:
+    """(voices, samples) 16 kHz: the dialogue cut into each voice's own turns, plus ``tail_s`` of silence."""
+    audio = soundfile.read(truth.wav, dtype="float32")[0]  # (samples,) at 16 kHz, turns do not overlap
+    out = np.zeros((len(voices), len(audio) + round(tail_s * 16000)), np.float32)
+    for turn in truth.turns:
+        span = slice(round(turn.start * 16000), round(turn.end * 16000))
+        out[voices.index(turn.speaker), span] = audio[span]
+    return out
 
 
 def build_corpus(root: Path, *, with_bad_files: bool = True) -> Corpus:

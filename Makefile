@@ -2,7 +2,7 @@
 VENV := .venv
 STAMP := $(VENV)/.affectflow-installed
 
-.PHONY: setup demo test lint
+.PHONY: setup demo test lint test-unit test-models test-integration
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt scripts/setup.sh
@@ -18,6 +18,19 @@ lint: setup
 	$(VENV)/bin/mypy
 
 # pytest exits 5 when it collected no test: a suite that tests nothing is a failure here.
-test: lint
-	$(VENV)/bin/python -m pytest; rc=$$?; \
+PYTEST = $(VENV)/bin/python -m pytest $(1); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# Everything (what CI runs): lint and types, then every tier.
+test: lint
+	$(call PYTEST)
+
+# One tier each (README "Tests"); no lint, for the inner loop.
+test-unit: setup
+	$(call PYTEST,-m unit)
+
+test-models: setup
+	$(call PYTEST,-m models)
+
+test-integration: setup
+	$(call PYTEST,-m integration)

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from model.data import save_features
+from affectflow.model.data import save_features
 from tests.synthetic_va import make_video
 
 ANNOTATIONS = Path("6th_ABAW_Annotations") / "VA_Estimation_Challenge"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.data import VideoData
+from affectflow.model.data import VideoData
 
 DIM = 6  # features per modality: dim 0 informative, the rest noise
 

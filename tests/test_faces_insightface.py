@@ -18,11 +18,14 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from tasks.face_backends import FaceBackendError, load_backend
-from tasks.faces import FacesConfig, track_faces
-from tasks.media import Frame
+from affectflow.tasks.faces.backends import FaceBackendError, load_backend
+from affectflow.tasks.faces.stage import FacesConfig, track_faces
+from affectflow.tasks.records import Frame
 
-pytestmark = pytest.mark.filterwarnings("ignore:`estimate` is deprecated:FutureWarning")  # skimage, in insightface
+pytestmark = [
+    pytest.mark.models,
+    pytest.mark.filterwarnings("ignore:`estimate` is deprecated:FutureWarning"),  # skimage, in insightface
+]
 STRIDES = (8, 16, 32)
 ANCHORS = 2
 SQUARE = 32  # side of the bright squares the tiny detector finds, pixels (one stride-32 cell)

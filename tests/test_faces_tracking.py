@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks.tracking import Tracker, TrackerConfig, box_iou
+from affectflow.tasks.faces.tracking import Tracker, TrackerConfig, box_iou
+
+pytestmark = pytest.mark.unit
 
 DIM = 128
 FPS = 5.0
@@ -111,9 +113,34 @@ def test_reused_embeddings_do_not_update_the_track() -> None:
     tracker, alice = Tracker(), person(1)
     step(tracker, 0.0, [(box(100), seen(alice, 0))])
     before = tracker.tracks[0].embedding.copy()
-    other = seen(person(3), 1)[None]
-    tracker.update(0.2, box(102)[None], other, fresh=np.array([False]))
-    assert np.allclose(tracker.tracks[0].embedding, before) and tracker.tracks[0].embedded_t == 0.0
+    reused = seen(alice, 1)[None]  # alice, but not the track's own vector: an update would move it
+    assert tracker.update(0.2, box(102)[None], reused, fresh=np.array([False])) == [0]
+    track = tracker.tracks[0]
+    assert np.array_equal(track.embedding, before) and track.embedded_t == 0.0
+    assert np.array_equal(track.box, box(102)) and track.last_t == 0.2  # the box still follows the face
+    assert tracker.update(0.4, box(104)[None], reused, fresh=np.array([True])) == [0]
+    assert not np.allclose(track.embedding, before) and track.embedded_t == 0.4  # a fresh one does update
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.5, 0.8])
+def test_the_running_embedding_turns_towards_each_fresh_one_by_the_momentum(momentum: float) -> None:
+    """Checked with plane geometry: every embedding lies in the plane of two orthonormal people.
+
+    The track starts at angle 0 (alice); each fresh embedding is at 60° from her. The running
+    embedding is the normalised weighted mean ``momentum · running + (1 - momentum) · new``,
+    whose angle follows from the two vectors' 2-D coordinates.
+    """
+    tracker, alice, other = Tracker(TrackerConfig(momentum=momentum)), person(1), person(2)
+    new = np.array([np.cos(np.radians(60)), np.sin(np.radians(60))])  # (alice, other) coordinates
+    step(tracker, 0.0, [(box(100), alice)])
+    expected = np.array([1.0, 0.0])  # the running embedding, same coordinates
+    for k in range(1, 4):
+        assert step(tracker, k / FPS, [(box(100), new[0] * alice + new[1] * other)]) == [0]
+        mean = momentum * expected + (1 - momentum) * new
+        expected = mean / np.hypot(*mean)
+        embedding = tracker.tracks[0].embedding
+        np.testing.assert_allclose([embedding @ alice, embedding @ other], expected, atol=1e-6)
+        np.testing.assert_allclose(np.linalg.norm(embedding), 1.0, atol=1e-6)
 
 
 def test_box_iou() -> None:

@@ -10,11 +10,20 @@ import numpy as np
 import pytest
 import torch
 
-from flows.distill import Utterance, synthesize
-from tasks.features_audio import EGEMAPS_NAMES, EGeMAPSProsody, VGGishOnnx
-from tasks.features_text import SentenceEmbedding, minilm, minilm_dir
-from tasks.features_visual import FER_CLASSES, FaceBatch, FeatureError, HSEmotionOnnx, fer_probabilities, shared_fer
+from affectflow.flows.distill import Utterance, synthesize
+from affectflow.tasks.features.audio import EGEMAPS_NAMES, EGeMAPSProsody, VGGishOnnx
+from affectflow.tasks.features.text import SentenceEmbedding, minilm, minilm_dir
+from affectflow.tasks.features.visual import (
+    FER_CLASSES,
+    FaceBatch,
+    FeatureError,
+    HSEmotionOnnx,
+    fer_probabilities,
+    shared_fer,
+)
 from tests.emotion_clips import astronaut_crop
+
+pytestmark = pytest.mark.models
 
 
 def export(module: torch.nn.Module, example: torch.Tensor, path: Path) -> Path:

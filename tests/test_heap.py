@@ -12,15 +12,15 @@ import sys
 
 import pytest
 
-from tasks import heap
+from affectflow.tasks.speech import heap
 
-pytestmark = pytest.mark.skipif(heap._glibc() is None, reason="mallopt is glibc's")
+pytestmark = [pytest.mark.unit, pytest.mark.skipif(heap._glibc() is None, reason="mallopt is glibc's")]
 
 SCENARIO = """
 import json
 from pathlib import Path
 import numpy as np
-from tasks import heap
+from affectflow.tasks.speech import heap
 
 SIZE = 8 << 20  # above the block's 4 MiB threshold, below glibc's 32 MiB maximum
 

@@ -32,7 +32,7 @@ import pytest
 
 from tests.servers import S3Server, free_port, s3_server, start, stop, wait_until_healthy
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

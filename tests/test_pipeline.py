@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-from tasks.query import connect
+from affectflow.tasks.query.views import connect
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +28,9 @@ def test_every_file_has_one_videos_row_with_its_status(con, corpus) -> None:  # 
 def test_backends_name_the_models_that_made_each_stage(con) -> None:  # type: ignore[no-untyped-def]
     (backends,) = con.execute("SELECT backends FROM videos WHERE name = 'interview.mp4'").fetchone()
     stages = json.loads(backends)
-    assert set(stages) == {"faces", "diarize", "transcribe", "emotions"}
+    assert set(stages) == {"faces", "diarize", "transcribe", "speaking", "emotions"}
     assert "yunet" in stages["faces"] and "rcma-distilled-v0" in stages["emotions"]
+    assert "each face its own voice" in stages["emotions"]  # EmotionConfig.audio_scope
 
 
 def test_one_face_is_one_track_over_most_frames(con) -> None:  # type: ignore[no-untyped-def]
@@ -73,19 +76,18 @@ def test_emotions_for_every_face_row_in_range_never_without_a_face(con) -> None:
     assert low >= -1.0 and high <= 1.0 and high > low
 
 
-def test_speaker_column_follows_the_turns(con) -> None:  # type: ignore[no-untyped-def]
-    """An emotion row inside a diarized turn carries that turn's speaker; no audio means no speaker."""
-    mismatched, inside = con.execute(
-        "SELECT count(*) FILTER (WHERE e.speaker IS DISTINCT FROM s.speaker), count(*) FROM emotions e "
-        'JOIN speaker_turns s ON e.video_id = s.video_id AND e.t >= s.start + 0.2 AND e.t < s."end" - 0.2 '
-        "WHERE NOT EXISTS (SELECT 1 FROM speaker_turns o WHERE o.video_id = s.video_id AND o.speaker <> s.speaker "
-        'AND e.t >= o.start AND e.t < o."end")'
+def test_speaker_column_is_each_faces_own_voice(con) -> None:  # type: ignore[no-untyped-def]
+    """An emotion row carries its track's linked voice (tracks.speaker); no audio means no voice, never speaking."""
+    mismatched, rows = con.execute(
+        "SELECT count(*) FILTER (WHERE e.speaker IS DISTINCT FROM k.speaker), count(*) "
+        "FROM emotions e JOIN tracks k USING (video_id, track_id)"
     ).fetchone()
-    assert inside > 20 and mismatched == 0
-    (with_speaker,) = con.execute(
-        "SELECT count(*) FROM emotions JOIN videos USING (video_id) WHERE name = 'no_audio.mp4' AND speaker IS NOT NULL"
+    assert rows == con.execute("SELECT count(*) FROM emotions").fetchone()[0] and mismatched == 0
+    (voiced,) = con.execute(
+        "SELECT count(*) FROM emotions JOIN videos USING (video_id) "
+        "WHERE name = 'no_audio.mp4' AND (speaker IS NOT NULL OR speaking)"
     ).fetchone()
-    assert with_speaker == 0
+    assert voiced == 0
 
 
 def test_model_column_says_it_is_a_demonstration_model(con) -> None:  # type: ignore[no-untyped-def]
@@ -100,3 +102,17 @@ def test_run_leaves_a_timeline_plot_per_video_with_emotions(con, pipeline_out: s
     plots = {p.stem: p for p in (Path(pipeline_out) / "plots").glob("*.png")}
     assert set(plots) == ids
     assert all(p.stat().st_size > 20_000 for p in plots.values())
+
+
+def test_every_analysed_video_plots_one_line_per_face_track(con, pipeline_out: str) -> None:  # type: ignore[no-untyped-def]
+    import matplotlib.pyplot as plt
+
+    from affectflow.tasks.query.plots import draw, load_timeline
+    from tests.test_plots import track_lines
+
+    for (video,) in con.execute("SELECT video_id FROM videos WHERE status = 'ok'").fetchall():
+        rows = con.execute("SELECT DISTINCT track_id FROM emotions WHERE video_id = ?", [video]).fetchall()
+        tracks = {track for (track,) in rows}
+        fig = draw(load_timeline(connect(pipeline_out, params={"video_id": video}), video))
+        assert set(track_lines(fig, 0)) == set(track_lines(fig, 1)) == tracks, video
+        plt.close(fig)

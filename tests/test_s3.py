@@ -14,10 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from flows.cli import main
+from affectflow.flows.cli import main
 from tests.servers import S3Server, environment, forget_s3_clients, free_port, s3_server
 
-pytestmark = pytest.mark.slow  # a moto server, the Prefect engine and real models
+pytestmark = pytest.mark.integration  # a moto server, the Prefect engine and real models
 
 
 @pytest.fixture(scope="module")

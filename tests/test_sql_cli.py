@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import main
-from tasks.store import Store
+from affectflow.flows.cli import main
+from affectflow.tasks.storage.store import Store
 from tests.tablegen import write_video
+
+pytestmark = pytest.mark.unit
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +69,11 @@ def test_no_query_and_no_input_prints_how_to_attach_the_views(capsys, monkeypatc
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     assert main(["sql", "--out", out]) == 0
     text = capsys.readouterr().out
-    assert "--print-views" in text and "duckdb -init" in text and "from tasks.query import connect" in text
+    assert (
+        "--print-views" in text
+        and "duckdb -init" in text
+        and "from affectflow.tasks.query.views import connect" in text
+    )
     assert "speaker_summary" in text
 
 

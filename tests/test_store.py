@@ -1,16 +1,23 @@
-"""The store: exact schemas, atomic replacement, commit-last visibility, manifests."""
+"""The store: exact schemas, atomic replacement, commit-last visibility, removal, manifests, error classes."""
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from fsspec.implementations.local import LocalFileSystem
 
-from tasks.query import connect
-from tasks.store import SCHEMAS, VIDEO_TABLES, Store, StoreError, to_table
+from affectflow.tasks.query.views import connect
+from affectflow.tasks.records import Emotions, TrackLink
+from affectflow.tasks.storage.store import Store, StoreError
+from affectflow.tasks.storage.tables import SCHEMAS, VIDEO_TABLES, emotions_table, to_table, tracks_table
+
+pytestmark = pytest.mark.unit
 
 
 def _turns(video_id: str, n: int) -> pa.Table:
@@ -21,7 +28,7 @@ def _turns(video_id: str, n: int) -> pa.Table:
 
 
 def test_every_table_has_a_schema_with_video_or_run_key() -> None:
-    assert set(SCHEMAS) == {"videos", "faces", "speaker_turns", "words", "emotions", "runs"}
+    assert set(SCHEMAS) == {"videos", "faces", "tracks", "speaker_turns", "words", "emotions", "runs"}
     for name, schema in SCHEMAS.items():
         assert schema.field(0).name == ("run_id" if name == "runs" else "video_id")
 
@@ -107,6 +114,31 @@ def test_write_video_removes_tables_of_stages_that_did_not_run(tmp_path: Path) -
     assert "speaker_turns" in VIDEO_TABLES
 
 
+def test_tracks_and_speaking_rows_come_from_the_records_and_go_when_the_stage_did_not_run(tmp_path: Path) -> None:
+    links = [
+        TrackLink(0, 0.0, 9.8, 50, "SPEAKER_00", 0.8, 4.2, "mouth-activity"),
+        TrackLink(1, 2.0, 3.0, 6, None, None, 0.0, "no voice"),
+    ]
+    n = 3
+    emotions = Emotions("m", np.zeros(n, np.int32), np.arange(n), np.arange(n) / 5, np.zeros(n), np.zeros(n), ["A"] * n)
+    store = Store(str(tmp_path))
+    tables = {"tracks": tracks_table("abc", links), "emotions": emotions_table("abc", emotions)}
+    store.write_video("abc", tables, {"video_id": "abc", "status": "ok"})
+    con = connect(str(tmp_path))
+    rows = con.execute("SELECT * EXCLUDE (video_id) FROM tracks ORDER BY track_id").fetchall()
+    assert rows == [
+        (0, 0.0, 9.8, 50, "SPEAKER_00", pytest.approx(0.8), 4.2, "mouth-activity"),
+        (1, 2.0, 3.0, 6, None, None, 0.0, "no voice"),
+    ]
+    assert con.execute("SELECT list(speaking) FROM emotions").fetchone() == ([None] * n,)  # not determined
+    emotions.speaking = np.array([True, False, True])
+    store.write_video("abc", {"emotions": emotions_table("abc", emotions)}, {"video_id": "abc", "status": "ok"})
+    con = connect(str(tmp_path))
+    assert con.execute("SELECT list(speaking ORDER BY t) FROM emotions").fetchone() == ([True, False, True],)
+    assert con.execute("SELECT count(*) FROM tracks").fetchone() == (0,)  # who-is-speaking did not run this time
+    assert not store.has_rows("tracks", "abc")
+
+
 def test_views_exist_with_schema_columns_even_when_tables_are_empty(tmp_path: Path) -> None:
     con = connect(str(tmp_path))
     for name, schema in SCHEMAS.items():
@@ -127,3 +159,87 @@ def test_rewriting_a_video_removes_temporary_files_of_a_killed_write(tmp_path: P
     (partition / ".tmp-0123").write_bytes(b"half an upload")  # what SIGKILL mid-write leaves
     store.write_video("abc", {"speaker_turns": _turns("abc", 2)}, {"video_id": "abc", "status": "ok"})
     assert sorted(p.name for p in partition.iterdir()) == ["part-0.parquet"]
+
+
+def _files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+
+def _two_videos(root: Path) -> Store:
+    """Videos abc and xyz committed with a row in every table, plus a manifest entry and a run row."""
+    store = Store(str(root))
+    for video_id in ("abc", "xyz"):
+        tables = {name: to_table(name, [dict(video_id=video_id)]) for name in VIDEO_TABLES}
+        store.write_video(video_id, tables, {"video_id": video_id, "status": "ok"})
+        store.write_manifest(f"file:///corpus/{video_id}.mp4", {"video_id": video_id, "status": "ok"})
+    store.write("runs", "run-1", to_table("runs", [dict(run_id="run-1")]))
+    return store
+
+
+def test_uncommit_hides_a_video_by_removing_only_its_videos_row(tmp_path: Path) -> None:
+    store = _two_videos(tmp_path)
+    before = _files(tmp_path)
+    store.uncommit("abc")
+    assert before - _files(tmp_path) == {"videos/video_id=abc/part-0.parquet"}  # nothing else moves
+    assert not store.committed("abc") and store.committed("xyz") and store.has_rows("speaker_turns", "abc")
+    con = connect(str(tmp_path))
+    assert con.execute("SELECT DISTINCT video_id FROM speaker_turns").fetchall() == [("xyz",)]
+    store.uncommit("abc")  # already hidden: nothing to do
+    store.uncommit("never-seen")
+    assert _files(tmp_path) == before - {"videos/video_id=abc/part-0.parquet"}
+
+
+def test_delete_video_removes_every_table_of_that_video_and_nothing_else(tmp_path: Path) -> None:
+    store = _two_videos(tmp_path)
+    before = _files(tmp_path)
+    store.delete_video("abc")
+    gone = {f"{name}/video_id=abc/part-0.parquet" for name in ("videos", *VIDEO_TABLES)}
+    assert before - _files(tmp_path) == gone and _files(tmp_path) <= before
+    assert store.read_manifest("file:///corpus/abc.mp4") == {"status": "ok", "video_id": "abc"}  # the flow's job
+    assert store.has_files("runs") and store.committed("xyz")
+    con = connect(str(tmp_path))
+    for name in ("videos", *VIDEO_TABLES):
+        assert con.execute(f"SELECT DISTINCT video_id FROM {name}").fetchall() == [("xyz",)]
+    store.delete_video("abc")  # twice: nothing left to remove, no error
+
+
+def test_a_removal_that_fails_is_a_store_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = _two_videos(tmp_path)
+
+    def unreachable(self: object, path: str, *args: object, **kwargs: object) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(LocalFileSystem, "rm", unreachable)
+    with pytest.raises(StoreError, match=r"cannot remove .*videos/video_id=abc.*\[Errno 5\]") as raised:
+        store.delete_video("abc")
+    assert raised.value.transient
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), False),
+        (OSError(errno.EDQUOT, "Disk quota exceeded"), False),
+        (OSError(errno.EROFS, "Read-only file system"), False),
+        (OSError(errno.EACCES, "Permission denied"), False),
+        (PermissionError("Access Denied"), False),  # what s3fs raises for a 403, without an errno
+        (OSError(errno.ENAMETOOLONG, "File name too long"), False),
+        (OSError(errno.EIO, "Input/output error"), True),
+        (OSError(errno.ETIMEDOUT, "Connection timed out"), True),
+        (OSError(errno.ECONNRESET, "Connection reset by peer"), True),
+        (OSError("Service unavailable"), True),  # no errno (an S3 5xx): may pass
+    ],
+)
+def test_errors_that_may_pass_are_transient_and_the_rest_permanent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: OSError, transient: bool
+) -> None:
+    store = Store(str(tmp_path))
+
+    def failing(fd: int) -> None:
+        raise error
+
+    monkeypatch.setattr(os, "fsync", failing)  # where the operating system reports a failed write
+    with pytest.raises(StoreError, match="cannot write") as raised:
+        store.write("speaker_turns", "abc", _turns("abc", 1))
+    assert raised.value.transient is transient
+    assert _files(tmp_path) == set()  # nothing half-written either way

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from flows.distill import Utterance, synthesize
-from tasks.features import TrackFeatures
-from tasks.features_audio import EGeMAPSProsody
-from tasks.features_visual import FER_CLASSES
-from tasks.teachers import circumplex, teacher_va, voice_arousal, words_valence
+from affectflow.flows.distill import Utterance, synthesize
+from affectflow.tasks.emotions.teachers import circumplex, teacher_va, voice_arousal, words_valence
+from affectflow.tasks.features.audio import EGeMAPSProsody
+from affectflow.tasks.features.timeline import TrackFeatures
+from affectflow.tasks.features.visual import FER_CLASSES
+
+pytestmark = pytest.mark.models
 
 
 def logits_for(name: str, strength: float = 8.0) -> np.ndarray:

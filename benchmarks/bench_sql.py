@@ -28,8 +28,9 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tasks.query import connect
-from tasks.store import Store, to_table
+from affectflow.tasks.query.views import connect
+from affectflow.tasks.storage.store import Store
+from affectflow.tasks.storage.tables import to_table
 
 FPS = 5.0
 DURATION_S = 3600.0

@@ -20,6 +20,12 @@ SELECT * FROM {runs};
 CREATE OR REPLACE VIEW faces AS
 SELECT rows.* FROM {faces} AS rows JOIN (SELECT DISTINCT video_id FROM videos) USING (video_id);
 
+-- One row per face track: who it is. `speaker` is the diarized label of this face's own voice
+-- (NULL: a listener, a face without audio, or a link too unsure to make), `speaking_s` the
+-- seconds it speaks, `link_score` the evidence and `method` how the link was found.
+CREATE OR REPLACE VIEW tracks AS
+SELECT rows.* FROM {tracks} AS rows JOIN (SELECT DISTINCT video_id FROM videos) USING (video_id);
+
 CREATE OR REPLACE VIEW speaker_turns AS
 SELECT rows.* FROM {speaker_turns} AS rows JOIN (SELECT DISTINCT video_id FROM videos) USING (video_id);
 
@@ -103,8 +109,66 @@ SELECT
 FROM words
 GROUP BY video_id, segment;
 
--- Every emotion row with the active speaker at its time t (from the diarized turns; NULL in
--- silences) and its circumplex quadrant. One row per emotion row; intervals are [start, end).
+-- The face of every stretch of speech (a turn, a word, an utterance): the track linked to its
+-- speaker (tracks.speaker) whose time on screen is nearest — a voice linked to two tracks,
+-- e.g. across a cut, gets the one it speaks on. Stretches whose voice has no face (an
+-- off-screen narrator, a phone) or no speaker have no row here. Joined on all four columns.
+CREATE OR REPLACE VIEW speech_faces AS
+WITH spans AS (
+    SELECT video_id, speaker, start, "end" FROM speaker_turns
+    UNION
+    SELECT video_id, speaker, start, "end" FROM words
+    UNION
+    SELECT video_id, speaker, start, "end" FROM utterances
+)
+SELECT
+    s.video_id,
+    s.speaker,
+    s.start,
+    s."end",
+    arg_min(face.track_id, [greatest(face.first_t - s."end", s.start - face.last_t, 0), face.track_id]) AS track_id
+FROM spans AS s
+JOIN tracks AS face ON face.video_id = s.video_id AND face.speaker = s.speaker
+GROUP BY s.video_id, s.speaker, s.start, s."end";
+
+-- Every speaker turn with the face that spoke it (track_id NULL: a voice without a face).
+CREATE OR REPLACE VIEW turn_faces AS
+SELECT turn.video_id, turn.speaker, face.track_id, turn.start, turn."end", turn.model
+FROM speaker_turns AS turn
+LEFT JOIN speech_faces AS face USING (video_id, speaker, start, "end");
+
+-- Every word with the face that said it (track_id NULL: its voice has no face, or no speaker).
+CREATE OR REPLACE VIEW word_faces AS
+SELECT w.video_id, w.word, w.start, w."end", w.speaker, face.track_id, w.score, w.segment, w.model
+FROM words AS w
+LEFT JOIN speech_faces AS face USING (video_id, speaker, start, "end");
+
+-- Each utterance with its speaker's face and that face's mean valence/arousal while it was said
+-- (NULL when the voice has no face, or its face was not on screen): the speaking person's own
+-- face, never the other faces on screen.
+CREATE OR REPLACE VIEW utterance_emotions AS
+SELECT
+    u.video_id,
+    u.segment,
+    u.start,
+    u."end",
+    u.speaker,
+    face.track_id,
+    u.n_words,
+    u.text,
+    count(e.t) AS n_frames,
+    avg(e.valence) AS valence,
+    avg(e.arousal) AS arousal
+FROM utterances AS u
+LEFT JOIN speech_faces AS face USING (video_id, speaker, start, "end")
+LEFT JOIN emotions AS e
+    ON e.video_id = u.video_id AND e.track_id = face.track_id AND e.t >= u.start AND e.t < u."end"
+GROUP BY ALL;
+
+-- Every emotion row with its circumplex quadrant, the face's own voice (`speaker`) and whether
+-- it is speaking at t, and who holds the floor at t (`active_speaker`: the speaker whose turn
+-- began last; `active_speakers`: all, where turns overlap; NULL in silences). One row per
+-- emotion row; intervals are [start, end).
 CREATE OR REPLACE VIEW emotion_speaker AS
 SELECT
     e.video_id,
@@ -114,13 +178,15 @@ SELECT
     e.valence,
     e.arousal,
     circumplex_quadrant(e.valence, e.arousal) AS quadrant,
-    CASE WHEN e.t < s."end" THEN s.speaker END AS speaker,
-    CASE WHEN e.t < s."end" THEN s.speakers END AS speakers,
+    e.speaker,
+    e.speaking,
+    CASE WHEN e.t < s."end" THEN s.speaker END AS active_speaker,
+    CASE WHEN e.t < s."end" THEN s.speakers END AS active_speakers,
     e.model
 FROM emotions AS e
 ASOF LEFT JOIN speech_segments AS s ON e.video_id = s.video_id AND e.t >= s.start;
 
--- ... and also the word being said at t and the utterance it belongs to (NULL in silences).
+-- ... and also the word being said at t (by anyone) and the utterance it belongs to (NULL in silences).
 CREATE OR REPLACE VIEW emotion_speech AS
 SELECT
     e.* EXCLUDE (model),
@@ -133,19 +199,19 @@ ASOF LEFT JOIN words AS w ON e.video_id = w.video_id AND e.t >= w.start
 ASOF LEFT JOIN utterances AS u ON e.video_id = u.video_id AND e.t >= u.start;
 
 -- Valence/arousal statistics at three levels: level = 'video' (all face tracks), 'track'
--- (one face track) or 'speaker' (all faces while that speaker held the floor; speaker NULL =
--- nobody speaking). *_s columns are seconds of face-track time, counted as analysed frames /
--- analysis_fps (two tracks on screen for 1 s count 2 s). A filter on level skips the other
--- levels' work, so video_summary never pays for the speaker join.
+-- (one face track) or 'speaker' (the face(s) of one voice, the person's own emotions;
+-- speaker NULL = faces without a voice of their own). *_s columns are seconds of face-track
+-- time, counted as analysed frames / analysis_fps (two tracks on screen for 1 s count 2 s);
+-- speaking_s is the part of it in which the face speaks.
 CREATE OR REPLACE VIEW emotion_summary AS
 WITH by_level AS (
     SELECT 'video' AS level, video_id, NULL::INTEGER AS by_track, NULL::VARCHAR AS by_speaker,
-           track_id, valence, arousal
+           track_id, valence, arousal, speaking
     FROM emotions
     UNION ALL
-    SELECT 'track', video_id, track_id, NULL, track_id, valence, arousal FROM emotions
+    SELECT 'track', video_id, track_id, NULL, track_id, valence, arousal, speaking FROM emotions
     UNION ALL
-    SELECT 'speaker', video_id, NULL, speaker, track_id, valence, arousal FROM emotion_speaker
+    SELECT 'speaker', video_id, NULL, speaker, track_id, valence, arousal, speaking FROM emotions
 )
 SELECT
     e.video_id,
@@ -155,6 +221,7 @@ SELECT
     count(*) AS n_frames,
     count(DISTINCT e.track_id) AS n_tracks,
     count(*) / any_value(v.analysis_fps) AS seconds,
+    count_if(e.speaking) / any_value(v.analysis_fps) AS speaking_s,
     avg(e.valence) AS valence_mean,
     quantile_cont(e.valence, 0.1) AS valence_p10,
     quantile_cont(e.valence, 0.5) AS valence_p50,

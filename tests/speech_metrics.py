@@ -107,7 +107,9 @@ def boundary_errors(truth: DialogueTruth, turns: Sequence[SpeakerTurn], join_s: 
 
     reference = annotation((t.speaker, t.start, t.end) for t in truth.turns)
     hypothesis = annotation((t.speaker, t.start, t.end) for t in turns)
-    mapping = {truth_name: hyp for hyp, truth_name in DiarizationErrorRate().optimal_mapping(reference, hypothesis).items()}
+    mapping = {
+        truth_name: hyp for hyp, truth_name in DiarizationErrorRate().optimal_mapping(reference, hypothesis).items()
+    }
     joined = {speaker: joined_segments(turns, speaker, join_s) for speaker in mapping.values()}
     ordered = sorted(truth.turns, key=lambda t: t.start)
     errors = []

@@ -2,7 +2,9 @@
 
 A video is a dialogue between speakers taking turns (with pauses and the odd overlap),
 words at a natural rate grouped into utterances, and face tracks whose valence and
-arousal drift smoothly (AR(1)) at ``analysis_fps``; tracks can leave and re-enter.
+arousal drift smoothly (AR(1)) at ``analysis_fps``; tracks can leave and re-enter. Face
+track i is the face of the i-th speaker (``tracks`` table, ``emotions.speaker``) and speaks
+in that speaker's turns (``emotions.speaking``); speakers beyond the tracks have no face.
 Used by the SQL and plot tests, the README figure and the docs.
 """
 
@@ -13,7 +15,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from tasks.store import Store, to_table
+from affectflow.tasks.storage.store import Store
+from affectflow.tasks.storage.tables import to_table
 
 VOCABULARY = [
     "so",
@@ -76,13 +79,15 @@ def write_video(
     rng = np.random.default_rng(seed)
     turns = _turns(rng, duration_s, speakers)
     words = _words(rng, video_id, turns)
+    emotions = _emotions(rng, video_id, turns, duration_s, n_tracks, speakers, fps)
     tables = {
         "speaker_turns": to_table(
             "speaker_turns",
             [dict(video_id=video_id, speaker=t.speaker, start=t.start, end=t.end, model="synthetic") for t in turns],
         ),
         "words": to_table("words", words),
-        "emotions": to_table("emotions", _emotions(rng, video_id, turns, duration_s, n_tracks, fps)),
+        "emotions": to_table("emotions", emotions),
+        "tracks": to_table("tracks", _tracks(video_id, emotions, fps)),
     }
     store.write_video(video_id, tables, _video_row(video_id, duration_s, fps, run_id))
     return turns
@@ -126,15 +131,24 @@ def _words(rng: np.random.Generator, video_id: str, turns: list[Turn]) -> list[d
 
 
 def _emotions(
-    rng: np.random.Generator, video_id: str, turns: list[Turn], duration_s: float, n_tracks: int, fps: float
+    rng: np.random.Generator,
+    video_id: str,
+    turns: list[Turn],
+    duration_s: float,
+    n_tracks: int,
+    speakers: tuple[str, ...],
+    fps: float,
 ) -> dict[str, list]:
     frames = np.arange(int(duration_s * fps))  # shape: (n_frames,) analysed frame index
     t = frames / fps  # seconds
     columns: dict[str, list] = {
-        k: [] for k in ("video_id", "track_id", "frame", "t", "valence", "arousal", "speaker", "model")
+        k: [] for k in ("video_id", "track_id", "frame", "t", "valence", "arousal", "speaking", "speaker", "model")
     }
-    speaking = _active_speaker(turns, t)
     for track in range(n_tracks):
+        voice = speakers[track] if track < len(speakers) else None
+        speaks = np.zeros(len(t), bool)
+        for turn in turns:
+            speaks |= (turn.speaker == voice) & (t >= turn.start) & (t < turn.end)
         visible = _visibility(rng, len(t))
         valence = _drift(rng, len(t), mean=rng.uniform(-0.3, 0.4))
         arousal = _drift(rng, len(t), mean=rng.uniform(-0.2, 0.3))
@@ -145,9 +159,33 @@ def _emotions(
         columns["t"] += t[visible].tolist()
         columns["valence"] += valence[visible].tolist()
         columns["arousal"] += arousal[visible].tolist()
-        columns["speaker"] += [speaking[i] for i in np.flatnonzero(visible)]
+        columns["speaking"] += speaks[visible].tolist()
+        columns["speaker"] += [voice] * n
         columns["model"] += ["rcma-synthetic"] * n
     return columns
+
+
+def _tracks(video_id: str, emotions: dict[str, list], fps: float) -> list[dict]:
+    """One row per face track of ``emotions``: its voice and its seconds of speaking."""
+    track_id, t = np.array(emotions["track_id"]), np.array(emotions["t"])
+    rows = []
+    for track in np.unique(track_id).tolist():
+        mine = np.flatnonzero(track_id == track)
+        voice = emotions["speaker"][mine[0]]
+        rows.append(
+            dict(
+                video_id=video_id,
+                track_id=track,
+                first_t=float(t[mine].min()),
+                last_t=float(t[mine].max()),
+                n_faces=len(mine),
+                speaker=voice,
+                link_score=None if voice is None else 0.9,
+                speaking_s=sum(emotions["speaking"][i] for i in mine) / fps,
+                method="synthetic" if voice else "no voice",
+            )
+        )
+    return rows
 
 
 def _drift(rng: np.random.Generator, n: int, *, mean: float) -> np.ndarray:
@@ -171,15 +209,6 @@ def _visibility(rng: np.random.Generator, n: int) -> np.ndarray:
             start = int(rng.integers(n))
             visible[start : start + int(rng.integers(10, max(11, n // 60)))] = False
     return visible
-
-
-def _active_speaker(turns: list[Turn], t: np.ndarray) -> list[str | None]:
-    """The speaker whose turn began last among those active at each t (as speech_segments)."""
-    speaker: list[str | None] = [None] * len(t)
-    for turn in sorted(turns, key=lambda x: x.start):
-        for i in np.flatnonzero((t >= turn.start) & (t < turn.end)):
-            speaker[i] = turn.speaker
-    return speaker
 
 
 def _video_row(video_id: str, duration_s: float, fps: float, run_id: str) -> dict:

@@ -104,12 +104,22 @@ def test_the_rows_are_the_networks_answer_and_follow_the_clip(
     assert emotions.valence[spoken].mean() > emotions.valence[silent].mean() + 0.1  # measured 0.72 vs 0.45
 
 
-def test_the_speaker_column_is_filled_while_someone_speaks(clip: GeneratedClip) -> None:
-    turns = [type("Turn", (), {"speaker": "SPEAKER_00", "start": 0.0, "end": 3.0})()]
-    speakers = run(clip, EmotionConfig(), turns).speaker
-    t = clip.faces.t
-    assert all(s == "SPEAKER_00" for s, ti in zip(speakers, t, strict=True) if ti < 3.0)
-    assert all(s is None for s, ti in zip(speakers, t, strict=True) if ti >= 3.0)
+def test_the_speaker_column_is_each_faces_own_voice_and_speaking_comes_from_the_link(clip: GeneratedClip) -> None:
+    import numpy as np
+
+    from affectflow.tasks.records import SpeakerTurn, Speaking, TrackLink
+
+    turns = [SpeakerTurn("SPEAKER_00", 0.0, 3.0)]
+    t = np.asarray(clip.faces.t)
+    (track,) = set(np.asarray(clip.faces.track_id).tolist())
+    link = TrackLink(track, float(t.min()), float(t.max()), len(t), "SPEAKER_00", 0.8, 3.0, "test")
+    speaking = Speaking([link], t < 3.0, turns, "test")
+    predictor = load_predictor(EmotionConfig())
+    linked = emotions_for(clip.faces, clip.wav, clip.words, turns, predictor, 5.0, EmotionConfig(), speaking=speaking)
+    assert linked.speaker == ["SPEAKER_00"] * len(t)  # the face's own voice, also while it is silent
+    assert linked.speaking is not None and np.array_equal(linked.speaking, t < 3.0)
+    unlinked = run(clip, EmotionConfig(), turns)  # no who-is-speaking record: nobody's voice is this face's
+    assert unlinked.speaker == [None] * len(t)
 
 
 def test_the_teacher_ensemble_is_a_selectable_baseline(clip: GeneratedClip) -> None:

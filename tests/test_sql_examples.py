@@ -6,8 +6,10 @@ import json
 
 import pytest
 
-from flows.cli import main
-from tasks.query import SQL_DIR, connect
+from affectflow.flows.cli import main
+from affectflow.tasks.query.views import SQL_DIR, connect
+
+pytestmark = pytest.mark.integration
 
 EXAMPLES = SQL_DIR / "examples"
 
@@ -26,6 +28,9 @@ def facts(pipeline_out: str) -> dict:
         "speakers": {s for (s,) in con.execute("SELECT DISTINCT speaker FROM speaker_turns").fetchall()},
         "fps": dict(con.execute("SELECT video_id, analysis_fps FROM videos").fetchall()),
         "rows": dict(con.execute("SELECT video_id, count(*) FROM emotions GROUP BY 1").fetchall()),
+        "faces": dict(  # (video, voice) -> its face track
+            ((v, s), k) for v, s, k in con.execute("SELECT video_id, speaker, track_id FROM tracks").fetchall() if s
+        ),
     }
 
 
@@ -76,8 +81,12 @@ def test_valence_per_speaker_covers_every_analysed_frame(capsys, pipeline_out: s
         mine = [r for r in rows if r["video_id"] == video]
         assert sum(r["seconds"] for r in mine) == pytest.approx(facts["rows"][video] / facts["fps"][video], abs=0.2)
         assert {r["speaker"] for r in mine} - {None} <= facts["speakers"]
-    assert len({r["speaker"] for r in rows} - {None}) >= 2  # the dialogue's two speakers
+    assert len({r["speaker"] for r in rows} - {None}) >= 2  # the two people of two_people.mp4, each on their face
     assert all(-1 <= r["valence_p10"] <= r["valence_mean"] <= r["valence_p90"] <= 1 for r in rows if r["seconds"] > 1)
+    for r in rows:  # a speaker's rows are their own face's: the tracks linked to that voice
+        linked = sorted(k for (v, s), k in facts["faces"].items() if v == r["video_id"] and s == r["speaker"])
+        assert r["speaker"] is None or r["tracks"] == linked
+        assert 0 <= r["speaking_s"] <= r["seconds"]
 
 
 def test_minute_timeline_has_one_row_per_track_and_minute(capsys, pipeline_out: str, facts: dict) -> None:
@@ -123,6 +132,14 @@ def test_utterance_emotions_lists_each_utterance_with_its_speaker(capsys, pipeli
         assert len(rows) == n_segments
         assert all(r["text"] and r["speaker"] in facts["speakers"] for r in rows)
         assert [r["start"] for r in rows] == sorted(r["start"] for r in rows)
+        for r in rows:  # the speaking person's own face, or none
+            assert r["track_id"] == facts["faces"].get((video, r["speaker"]))
+            if r["valence"] is not None:
+                (mean,) = con.execute(
+                    f"SELECT avg(valence) FROM emotions WHERE video_id = '{video}' AND track_id = {r['track_id']} "
+                    f"AND t >= {r['start']} AND t < {r['end']}"
+                ).fetchone()
+                assert r["valence"] == pytest.approx(mean, abs=1e-3)
 
 
 def test_quadrant_time_splits_each_video_into_the_four_quadrants(capsys, pipeline_out: str, facts: dict) -> None:
@@ -150,7 +167,7 @@ def test_emotion_speech_gives_each_known_turn_its_speaker(pipeline_out: str) -> 
     con = connect(pipeline_out)
     pairs = con.execute(
         """
-        SELECT e.speaker, turn.speaker
+        SELECT e.active_speaker, turn.speaker
         FROM emotion_speech AS e
         JOIN speaker_turns AS turn ON e.video_id = turn.video_id AND e.t >= turn.start AND e.t < turn."end"
         WHERE NOT EXISTS (

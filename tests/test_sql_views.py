@@ -1,4 +1,4 @@
-"""The SQL views on hand-made tables with exact expected values: joins, bins, summaries, pruning."""
+"""The SQL views on hand-made tables with exact expected values: joins, bins, summaries, faces ↔ voices, pruning."""
 
 from __future__ import annotations
 
@@ -7,16 +7,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks.query import connect, view_sql
-from tasks.store import Store, to_table
+from affectflow.tasks.query.views import connect, view_sql
+from affectflow.tasks.storage.store import Store
+from affectflow.tasks.storage.tables import to_table
 from tests.tablegen import write_video
 
+pytestmark = pytest.mark.unit
+
 FPS = 5.0
-# (speaker, start, end): A and B overlap on [2.5, 3.0); silence on [5.0, 6.0)
-TURNS = [("A", 1.0, 3.0), ("B", 2.5, 5.0), ("A", 6.0, 8.0)]
-# (word, start, end, segment)
-WORDS = [("hello", 1.2, 1.6, 0), ("world", 1.7, 2.2, 0), ("yes", 3.2, 3.6, 1)]
+# (speaker, start, end): A and B overlap on [2.5, 3.0); silence on [5.0, 6.0); C is off screen
+TURNS = [("A", 1.0, 3.0), ("B", 2.5, 5.0), ("A", 6.0, 8.0), ("C", 8.5, 9.5)]
+# (word, start, end, speaker, segment)
+WORDS = [("hello", 1.2, 1.6, "A", 0), ("world", 1.7, 2.2, "A", 0), ("yes", 3.2, 3.6, "B", 1), ("bye", 8.6, 9.0, "C", 2)]
+# track -> (own voice, first frame, last frame + 1): track 0 is A on 0-10 s, track 1 is B on 4-6 s; C has no face
+TRACKS = {0: ("A", 0, 50), 1: ("B", 20, 30)}
 DERIVED = [
+    "turn_faces",
+    "word_faces",
+    "utterance_emotions",
     "timeline_second",
     "timeline_minute",
     "speech_segments",
@@ -29,10 +37,14 @@ DERIVED = [
 ]
 
 
+def _speaks(speaker: str, t: float) -> bool:
+    return any(s == speaker and a <= t < b for s, a, b in TURNS)
+
+
 def _emotion_rows(video_id: str) -> list[dict]:
-    """Track 0 for 0-10 s, track 1 for 4-6 s; valence +0.5 before 5 s, arousal +0.25 before 2 s."""
+    """TRACKS' rows; valence +0.5 before 5 s, arousal +0.25 before 2 s; each face speaks in its voice's turns."""
     rows = []
-    for track, (first, last) in enumerate([(0, 50), (20, 30)]):
+    for track, (voice, first, last) in TRACKS.items():
         for frame in range(first, last):
             t = frame / FPS
             rows.append(
@@ -43,10 +55,29 @@ def _emotion_rows(video_id: str) -> list[dict]:
                     t=t,
                     valence=0.5 if t < 5 else -0.5,
                     arousal=0.25 if t < 2 else -0.25,
+                    speaking=_speaks(voice, t),
+                    speaker=voice,
                     model="m",
                 )
             )
     return rows
+
+
+def _track_rows(video_id: str) -> list[dict]:
+    return [
+        dict(
+            video_id=video_id,
+            track_id=track,
+            first_t=first / FPS,
+            last_t=(last - 1) / FPS,
+            n_faces=last - first,
+            speaker=voice,
+            link_score=0.9,
+            speaking_s=sum(_speaks(voice, f / FPS) for f in range(first, last)) / FPS,
+            method="hand-made",
+        )
+        for track, (voice, first, last) in TRACKS.items()
+    ]
 
 
 def _write(store: Store, video_id: str) -> None:
@@ -56,11 +87,9 @@ def _write(store: Store, video_id: str) -> None:
         ),
         "words": to_table(
             "words",
-            [
-                dict(video_id=video_id, word=w, start=a, end=b, speaker="A" if seg == 0 else "B", segment=seg)
-                for w, a, b, seg in WORDS
-            ],
+            [dict(video_id=video_id, word=w, start=a, end=b, speaker=s, segment=seg) for w, a, b, s, seg in WORDS],
         ),
+        "tracks": to_table("tracks", _track_rows(video_id)),
         "emotions": to_table("emotions", _emotion_rows(video_id)),
     }
     store.write_video(
@@ -84,18 +113,71 @@ def _at(con, t: float, column: str, track: int = 0):
 
 def test_emotion_speech_finds_the_speaker_of_a_known_turn(out: str) -> None:
     con = connect(out)
-    assert _at(con, 2.0, "speaker") == "A"
-    assert _at(con, 4.0, "speaker") == "B"
-    assert _at(con, 7.0, "speaker") == "A"
-    assert _at(con, 0.4, "speaker") is None  # before anyone speaks
-    assert _at(con, 5.4, "speaker") is None  # the silence between turns
+    assert _at(con, 2.0, "active_speaker") == "A"
+    assert _at(con, 4.0, "active_speaker") == "B"
+    assert _at(con, 7.0, "active_speaker") == "A"
+    assert _at(con, 9.0, "active_speaker") == "C"  # off screen, but speaking
+    assert _at(con, 0.4, "active_speaker") is None  # before anyone speaks
+    assert _at(con, 5.4, "active_speaker") is None  # the silence between turns
 
 
 def test_overlapping_turns_give_the_latest_speaker_and_list_both(out: str) -> None:
     con = connect(out)
-    assert _at(con, 2.6, "speaker") == "B"
-    assert _at(con, 2.6, "speakers") == ["A", "B"]
-    assert _at(con, 3.0, "speakers") == ["B"]  # A's turn ended at 3.0 (half-open)
+    assert _at(con, 2.6, "active_speaker") == "B"
+    assert _at(con, 2.6, "active_speakers") == ["A", "B"]
+    assert _at(con, 3.0, "active_speakers") == ["B"]  # A's turn ended at 3.0 (half-open)
+
+
+def test_each_face_carries_its_own_voice_and_when_it_speaks(out: str) -> None:
+    con = connect(out)
+    columns = "speaker, speaking, active_speaker"
+    assert _at(con, 4.4, columns.split(", ")[0], track=1) == "B"
+    got = {
+        (track, t): con.execute(
+            f"SELECT {columns} FROM emotion_speaker WHERE track_id = {track} AND abs(t - {t}) < 1e-9"
+        ).fetchone()
+        for track, t in [(0, 4.4), (1, 4.4), (0, 2.0), (0, 9.0), (1, 5.4)]
+    }
+    assert got == {
+        (0, 4.4): ("A", False, "B"),  # A's face listens while B speaks
+        (1, 4.4): ("B", True, "B"),
+        (0, 2.0): ("A", True, "A"),
+        (0, 9.0): ("A", False, "C"),  # the off-screen voice is nobody's face
+        (1, 5.4): ("B", False, None),
+    }
+
+
+def test_turns_and_words_join_the_face_that_said_them(out: str) -> None:
+    con = connect(out)
+    turns = con.execute("SELECT speaker, start, track_id FROM turn_faces ORDER BY start").fetchall()
+    assert turns == [("A", 1.0, 0), ("B", 2.5, 1), ("A", 6.0, 0), ("C", 8.5, None)]
+    words = con.execute("SELECT word, track_id FROM word_faces ORDER BY start").fetchall()
+    assert words == [("hello", 0), ("world", 0), ("yes", 1), ("bye", None)]
+    tracks = con.execute("SELECT track_id, speaker, n_faces, speaking_s FROM tracks ORDER BY track_id").fetchall()
+    assert tracks == [(0, "A", 50, 4.0), (1, "B", 10, 1.0)]
+
+
+def test_a_voice_on_two_tracks_joins_the_one_on_screen_nearest_its_words(tmp_path: Path) -> None:
+    store = Store(str(tmp_path))
+    tracks = [dict(video_id="cut", track_id=k, first_t=a, last_t=b, speaker="A") for k, a, b in [(0, 0, 4), (1, 6, 9)]]
+    words = [
+        dict(video_id="cut", word=w, start=a, end=a + 0.3, speaker="A") for w, a in [("x", 1), ("y", 7), ("z", 5.2)]
+    ]
+    tables = {"tracks": to_table("tracks", tracks), "words": to_table("words", words)}
+    store.write_video("cut", tables, dict(video_id="cut", analysis_fps=FPS, status="ok"))
+    got = connect(str(tmp_path)).execute("SELECT word, track_id FROM word_faces ORDER BY start").fetchall()
+    assert got == [("x", 0), ("z", 1), ("y", 1)]  # z (5.2-5.5 s) is nearer track 1 (from 6 s) than track 0 (to 4 s)
+
+
+def test_utterance_emotions_are_the_speaking_persons_face_only(out: str) -> None:
+    con = connect(out)
+    rows = con.execute(
+        "SELECT text, speaker, track_id, n_frames, valence, arousal FROM utterance_emotions ORDER BY start"
+    ).fetchall()
+    assert rows[0][:4] == ("hello world", "A", 0, 5)  # track 0's rows at 1.2 … 2.0 s
+    assert rows[0][4:] == pytest.approx((0.5, (4 * 0.25 - 0.25) / 5))
+    assert rows[1] == ("yes", "B", 1, 0, None, None)  # B's face is not on screen yet: not A's face instead
+    assert rows[2] == ("bye", "C", None, 0, None, None)  # a voice without a face
 
 
 def test_emotion_speech_finds_the_word_and_utterance_being_said(out: str) -> None:
@@ -147,19 +229,23 @@ def test_video_summary_counts_time_per_quadrant(out: str) -> None:
     # track 0: excited 0-2 s, calm 2-5 s, sad 5-10 s; track 1: calm 4-5 s, sad 5-6 s
     assert row[:2] == (60, 2)
     assert row[2:7] == pytest.approx((12.0, 2.0, 0.0, 6.0, 4.0))
+    (speaking_s,) = con.execute("SELECT speaking_s FROM video_summary").fetchone()
+    assert speaking_s == pytest.approx(5.0)  # track 0 speaks 1-3 s and 6-8 s, track 1 4-5 s
     assert row[7:] == pytest.approx((-0.5, 0.5))
 
 
-def test_speaker_summary_follows_the_active_speaker(out: str) -> None:
+def test_speaker_summary_is_each_voices_own_face(out: str) -> None:
     con = connect(out)
-    got = dict(con.execute("SELECT coalesce(speaker, '-'), n_frames FROM speaker_summary").fetchall())
+    got = {
+        s: (n, speaking, v)
+        for s, n, speaking, v in con.execute(
+            "SELECT speaker, n_frames, speaking_s, valence_mean FROM speaker_summary"
+        ).fetchall()
+    }
     t = np.arange(50) / FPS
-    t1 = np.arange(20, 30) / FPS
-    in_b = lambda x: ((x >= 2.5) & (x < 5.0)).sum()  # noqa: E731 - B from 2.5 s (it began last)
-    in_a = lambda x: (((x >= 1.0) & (x < 2.5)) | ((x >= 6.0) & (x < 8.0))).sum()  # noqa: E731
-    assert got["B"] == in_b(t) + in_b(t1)
-    assert got["A"] == in_a(t) + in_a(t1)
-    assert sum(got.values()) == 60
+    assert got["A"] == (50, 4.0, pytest.approx(np.where(t < 5, 0.5, -0.5).mean()))  # track 0, all of it
+    assert got["B"] == (10, 1.0, 0.0)  # track 1: 4-5 s at +0.5, 5-6 s at -0.5
+    assert set(got) == {"A", "B"}  # C has no face; every face has a voice
     assert con.execute("SELECT count(*) FROM track_summary").fetchone() == (2,)
 
 
@@ -175,9 +261,9 @@ def test_filters_on_video_id_prune_other_videos_files(out: str) -> None:
     store = Store(out)
     _write(store, "zz_other")  # sorts after "known": DuckDB binds the schema from the first file
     con = connect(out, params={"video_id": "known"})
-    for table in ("videos", "speaker_turns", "words", "emotions"):
+    for table in ("videos", "tracks", "speaker_turns", "words", "emotions"):
         Path(store.file(table, "zz_other")).write_bytes(b"not parquet")
-    for view in ["videos", "speaker_turns", "words", "emotions", *DERIVED]:
+    for view in ["videos", "tracks", "speaker_turns", "words", "emotions", *DERIVED]:
         assert con.execute(f"SELECT count(*) FROM {view} WHERE video_id = 'known'").fetchone()[0] > 0, view
         assert con.execute(f"SELECT count(*) FROM {view} WHERE video_id = getvariable('video_id')").fetchone()[0] > 0, (
             view
@@ -195,7 +281,7 @@ def test_attached_root_gets_its_own_views(out: str, tmp_path_factory: pytest.Tem
 
 def test_views_work_on_an_empty_output_root(tmp_path: Path) -> None:
     con = connect(str(tmp_path))
-    for view in ["videos", "runs", "faces", *DERIVED]:
+    for view in ["videos", "runs", "faces", "tracks", *DERIVED]:
         assert con.execute(f"SELECT count(*) FROM {view}").fetchone() == (0,), view
 
 

@@ -1,4 +1,4 @@
--- The most negative moments of the corpus, with who was speaking and what was being said.
+-- The most negative moments of the corpus, with who was speaking (and on which face) and what was said.
 -- A moment is a window of window_s seconds (all face tracks averaged) that is lower than the
 -- windows just before and after it, so one sad scene gives one moment, not ten.
 --
@@ -41,8 +41,8 @@ SELECT
     round(m.valence, 3) AS valence,
     round(m.arousal, 3) AS arousal,
     (
-        SELECT string_agg(DISTINCT turn.speaker, ', ' ORDER BY turn.speaker)
-        FROM speaker_turns AS turn
+        SELECT string_agg(DISTINCT turn.speaker || coalesce(' (face ' || turn.track_id || ')', ' (no face)'), ', ')
+        FROM turn_faces AS turn
         WHERE turn.video_id = m.video_id AND turn."end" > m.t_start AND turn.start < m.t_end
     ) AS speakers,
     (

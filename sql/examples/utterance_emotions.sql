@@ -1,5 +1,7 @@
--- The transcript of one video, one line per utterance, with who said it and the mean
--- valence/arousal of the faces on screen while it was said.
+-- The transcript of one video, one line per utterance, with who said it, the face that said
+-- it (track_id) and that face's mean valence/arousal while it was said: the speaking
+-- person's own face, never the mean of all faces on screen. NULL valence: the voice has no
+-- face (off screen), or its face was not visible then.
 --
 -- Run:    affectflow sql --out OUT -f sql/examples/utterance_emotions.sql --param video_id=ID
 -- Params: video_id  the video (required)
@@ -9,18 +11,17 @@ SELECT CASE WHEN getvariable('video_id') IS NULL
     THEN error('utterance_emotions.sql needs the video: --param video_id=ID') END;
 
 SELECT
-    to_seconds(u.start) AS at,
-    u.start,
-    u."end",
-    u.speaker,
-    u.text,
-    round(avg(e.valence), 3) AS valence,
-    round(avg(e.arousal), 3) AS arousal,
-    circumplex_quadrant(avg(e.valence), avg(e.arousal)) AS quadrant
-FROM utterances AS u
-LEFT JOIN emotions AS e ON e.video_id = u.video_id AND e.t >= u.start AND e.t < u."end"
-WHERE u.video_id = getvariable('video_id')
-  AND u."end" > coalesce(getvariable('t_from')::DOUBLE, 0)
-  AND u.start < coalesce(getvariable('t_to')::DOUBLE, 'infinity')
-GROUP BY u.video_id, u.segment, u.start, u."end", u.speaker, u.text
-ORDER BY u.start;
+    to_seconds(start) AS at,
+    start,
+    "end",
+    speaker,
+    track_id,
+    text,
+    round(valence, 3) AS valence,
+    round(arousal, 3) AS arousal,
+    circumplex_quadrant(valence, arousal) AS quadrant
+FROM utterance_emotions
+WHERE video_id = getvariable('video_id')
+  AND "end" > coalesce(getvariable('t_from')::DOUBLE, 0)
+  AND start < coalesce(getvariable('t_to')::DOUBLE, 'infinity')
+ORDER BY start;

@@ -34,6 +34,7 @@ from affectflow.tasks.features.timeline import (
     MAX_GAP_S,
     ExtractorOptions,
     Extractors,
+    FaceRows,
     TrackFeatures,
     extract_tracks,
     hearings,
@@ -215,7 +216,7 @@ def load_predictor(config: EmotionConfig, face_embedding_dim: int = 128) -> Pred
 
 
 def infer_emotions(
-    faces: FaceTracks,
+    faces: FaceTracks | FaceRows,
     wav: Path | None,
     words: Sequence[Word] | None,
     turns: Sequence[SpeakerTurn] | None,
@@ -231,7 +232,7 @@ def infer_emotions(
 
 
 def emotions_for(
-    faces: FaceTracks,
+    faces: FaceTracks | FaceRows,
     wav: Path | None,
     words: Sequence[Word] | None,
     turns: Sequence[SpeakerTurn] | None,
@@ -275,5 +276,8 @@ def emotions_backend(model: str, config: EmotionConfig) -> str:
     return f"{model}; audio+text: {heard[config.audio_scope]}"
 
 
-def _embedding_dim(faces: FaceTracks) -> int:
+def _embedding_dim(faces: FaceTracks | FaceRows) -> int:
+    """The identity embeddings' width; SFace's 128 where there are none (distillation's FaceRows)."""
+    if faces.embeddings_path is None:
+        return 128
     return int(np.load(faces.embeddings_path, mmap_mode="r").shape[1])

@@ -9,6 +9,12 @@ last face. On it:
   video has no audio track or the time is past its end);
 - text: an embedding of the words spoken around each time (masked where nobody speaks).
 
+Whose speech a track hears (``Hearing``, from ``hearings``): with the own-voice rule a track
+linked to a voice reads only that voice's words, and its audio and text are masked while
+another voice speaks (and its own does not), so a face is never fused with someone else's
+voice or words. A track without a voice of its own hears the scene only when the video has
+one face and one voice; otherwise it hears nobody (masked wherever anyone speaks).
+
 The extractors are chosen by name from the registries below (one class per extractor
 in ``features_visual`` / ``features_audio`` / ``features_text``); checkpoints record the
 names and dims they were trained on, and inference refuses a mismatch.
@@ -16,25 +22,36 @@ names and dims they were trained on, and inference refuses a mismatch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from affectflow.tasks.devices import resolve_device
 from affectflow.tasks.features import audio as features_audio
 from affectflow.tasks.features import text as features_text
 from affectflow.tasks.features import visual as features_visual
 from affectflow.tasks.features.visual import FaceBatch, FeatureError
 from affectflow.tasks.media.audio import read_wav
 from affectflow.tasks.progress import Hook, no_progress
+from affectflow.tasks.records import SpeakerTurn
 
 MODALITIES = ("visual", "audio", "text")
 MAX_GAP_S = 1.0  # face gaps up to this long are interpolated; longer ones are masked
 CHUNK = 256  # face rows per visual batch (one progress step)
 
-__all__ = ["Extractors", "FaceRows", "FeatureError", "TrackFeatures", "extract_tracks", "load_extractors"]
+__all__ = [
+    "Extractors",
+    "FaceRows",
+    "FeatureError",
+    "Hearing",
+    "TrackFeatures",
+    "extract_tracks",
+    "hearings",
+    "load_extractors",
+]
 
 
 class VisualExtractor(Protocol):
@@ -66,21 +83,21 @@ class ExtractorOptions:
     vggish_model: str | None = None
     text_model_dir: str | None = None
     face_embedding_dim: int = 128
-    device: str = "cpu"
+    device: str = "cpu"  # a config's device (tasks/devices.py): each extractor resolves it for its runtime
 
 
 VISUAL: dict[str, Callable[[ExtractorOptions], VisualExtractor]] = {
     "fer": lambda o: features_visual.shared_fer(),
-    "hsemotion": lambda o: features_visual.HSEmotionOnnx(o.hsemotion_onnx),
+    "hsemotion": lambda o: features_visual.HSEmotionOnnx(o.hsemotion_onnx, o.device),
     "face-embedding": lambda o: features_visual.FaceEmbedding(o.face_embedding_dim),
 }
 AUDIO: dict[str, Callable[[ExtractorOptions], AudioExtractor]] = {
     "egemaps": lambda o: features_audio.EGeMAPSProsody(),
-    "vggish": lambda o: features_audio.VGGishOnnx(o.vggish_model),
+    "vggish": lambda o: features_audio.VGGishOnnx(o.vggish_model, o.device),
 }
 TEXT: dict[str, Callable[[ExtractorOptions], TextExtractor]] = {
-    "minilm": lambda o: features_text.minilm(o.device),
-    "bert": lambda o: features_text.local_bert(o.text_model_dir, o.device),
+    "minilm": lambda o: features_text.minilm(resolve_device(o.device)),
+    "bert": lambda o: features_text.local_bert(o.text_model_dir, resolve_device(o.device)),
 }
 REGISTRY: dict[str, dict[str, Any]] = {"visual": VISUAL, "audio": AUDIO, "text": TEXT}
 
@@ -117,6 +134,70 @@ def load_extractors(visual: str, audio: str, text: str, options: ExtractorOption
     return Extractors(*(REGISTRY[m][chosen[m]](options) for m in MODALITIES))
 
 
+@dataclass(frozen=True)
+class Hearing:
+    """The speech one face track's audio and text features may read."""
+
+    words: Sequence[Any]  # the words its text windows read: its own voice's (or, hearing the scene, all)
+    own: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # (K, 2) s, [start, end) its voice speaks
+    others: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # (M, 2) s, [start, end) others speak
+
+    def muted(self, times: np.ndarray) -> np.ndarray:
+        """(T,) bool: another voice speaks at each time and this track's own does not."""
+        return _inside(times, self.others) & ~_inside(times, self.own)
+
+
+def _inside(times: np.ndarray, spans: np.ndarray) -> np.ndarray:
+    """(T,) bool: each time lies in one of the [start, end) ``spans`` (K, 2), which may overlap."""
+    if len(spans) == 0:
+        return np.zeros(len(times), bool)
+    spans = spans[np.argsort(spans[:, 0], kind="stable")]
+    reach = np.maximum.accumulate(spans[:, 1])  # (K,) the latest end among spans starting up to each
+    last = np.searchsorted(spans[:, 0], times, side="right") - 1  # (T,) last span starting at or before t
+    return (last >= 0) & (times < reach[last.clip(0)])
+
+
+def hearings(
+    track_id: np.ndarray,
+    t: np.ndarray,
+    voices: Mapping[int, str | None],
+    turns: Sequence[SpeakerTurn] | None,
+    words: Sequence[Any] | None,
+) -> dict[int, Hearing]:
+    """The own-voice rule for every track of the faces rows (``track_id``, ``t``: (N,)).
+
+    ``voices`` maps a track to its own voice's label (None or absent: it has none). Speech is
+    the diarized turns, else (no diarization) the words. A track with a voice reads that
+    voice's words and is muted while another voice speaks; a track without one hears the
+    scene when there is one face (no two tracks on screen at once) and one voice, else nobody.
+    """
+    words = list(words or [])
+    spans = [(s.speaker, s.start, s.end) for s in turns or []] or [(w.speaker, w.start, w.end) for w in words]
+
+    def speech(of: set[Any]) -> np.ndarray:  # (K, 2) s: the spans of the voices ``of``
+        return np.array([(a, b) for speaker, a, b in spans if speaker in of], float).reshape(-1, 2)
+
+    everyone = {speaker for speaker, _, _ in spans}
+    scene = len(everyone) <= 1 and not _faces_overlap(track_id, t)
+    out = {}
+    for track in np.unique(track_id).tolist():
+        voice = voices.get(track)
+        if voice is not None:
+            own_words = [w for w in words if w.speaker == voice]
+            out[track] = Hearing(own_words, speech({voice}), speech(everyone - {voice}))
+        elif scene:
+            out[track] = Hearing(words)
+        else:
+            out[track] = Hearing([], others=speech(everyone))
+    return out
+
+
+def _faces_overlap(track_id: np.ndarray, t: np.ndarray) -> bool:
+    """Whether two tracks are ever on screen at once (their first → last face spans overlap)."""
+    spans = np.array(sorted((t[track_id == k].min(), t[track_id == k].max()) for k in np.unique(track_id)))
+    return len(spans) > 1 and bool((spans[1:, 0] <= np.maximum.accumulate(spans[:-1, 1])).any())
+
+
 @dataclass
 class TrackFeatures:
     """One face track on a regular timeline (T steps at ``fps``)."""
@@ -142,8 +223,13 @@ def extract_tracks(
     *,
     max_gap_s: float = MAX_GAP_S,
     hook: Hook = no_progress,
+    hearing: Mapping[int, Hearing] | None = None,
 ) -> list[TrackFeatures]:
-    """Features of every track of ``faces`` (the faces stage's FaceTracks) at ``fps``."""
+    """Features of every track of ``faces`` (the faces stage's FaceTracks) at ``fps``.
+
+    ``hearing`` (track → Hearing, see ``hearings``) says whose speech each track's audio and
+    text read; None: every track hears the whole scene.
+    """
     track_ids = np.asarray(faces.track_id, dtype=np.int64)  # (N,)
     face_t = np.asarray(faces.t, dtype=np.float64)  # (N,) s
     visual_rows = visual_features(faces, extractors.visual, hook)  # (N, D_v)
@@ -155,15 +241,23 @@ def extract_tracks(
         x, valid = interpolate_rows(face_t[rows], visual_rows[rows], grid, max_gap_s)
         tracks.append(TrackFeatures(int(track), grid, rows, {"visual": x}, {"visual": valid}, []))
     times = np.concatenate([tr.t for tr in tracks]) if tracks else np.zeros(0)  # every track's steps, one call
-    audio, audio_mask = audio_features(wav_path, times, extractors.audio)
+    audio, audio_mask = audio_features(wav_path, times, extractors.audio)  # the scene's audio at every step
     hook("features: audio", 1, 2)
-    texts = features_text.window_texts(list(words or []), times)
+    scene, muted, texts = Hearing(list(words or [])), np.zeros(len(times), bool), []  # (T,), (T,)
+    start = 0
+    for tr in tracks:
+        heard = (hearing or {}).get(tr.track_id, scene)
+        muted[start : start + tr.n_steps] = heard.muted(tr.t)
+        texts += features_text.window_texts(heard.words, tr.t)
+        start += tr.n_steps
+    texts = ["" if m else text for text, m in zip(texts, muted, strict=True)]  # another voice speaks: silence
+    audio, audio_mask = audio * ~muted[:, None], audio_mask & ~muted
     text, text_mask = extractors.text(texts) if len(times) else (np.zeros((0, extractors.text.dim)), np.zeros(0, bool))
     hook("features: text", 2, 2)
     start = 0
     for tr in tracks:
         span = slice(start, start + tr.n_steps)
-        tr.features.update(audio=audio[span], text=np.asarray(text[span], np.float32))
+        tr.features.update(audio=np.asarray(audio[span], np.float32), text=np.asarray(text[span], np.float32))
         tr.masks.update(audio=audio_mask[span], text=text_mask[span])
         tr.texts = texts[span]
         start += tr.n_steps

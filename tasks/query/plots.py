@@ -1,4 +1,7 @@
-"""Timeline plot of one video: valence and arousal per face track, speaker turns, words.
+"""Timeline plot of one video: valence and arousal per face track, who speaks when, words.
+
+The lanes show each voice's turns and, below them, when each face speaks (the
+who-is-speaking stage's ``emotions.speaking``), labelled with that face's own voice.
 
 Short clips are drawn frame by frame with every word written out; long videos are drawn
 as means over bins (at most ``MAX_POINTS`` per track) with the min-max range shaded, and
@@ -52,6 +55,8 @@ class Timeline:
     turns: pd.DataFrame  # speaker, start, end
     words: pd.DataFrame  # word, start, end, speaker
     model: str
+    voices: dict[int, str | None]  # face track -> its own voice (None: it has none), where speaking is known
+    speaking: pd.DataFrame  # when each face speaks: track_id, start, end (s)
 
 
 def plot_timeline(out: str, video_id: str, png_path: str, *, html_path: str | None = None) -> str:
@@ -67,12 +72,13 @@ def plot_timeline(out: str, video_id: str, png_path: str, *, html_path: str | No
 
 def load_timeline(con: duckdb.DuckDBPyConnection, video_id: str) -> Timeline:
     video = con.execute(
-        "SELECT coalesce(name, uri, video_id), duration_s FROM videos WHERE video_id = getvariable('video_id')"
+        "SELECT coalesce(name, uri, video_id), duration_s, analysis_fps FROM videos "
+        "WHERE video_id = getvariable('video_id')"
     ).fetchone()
     if video is None:
         listing = 'affectflow sql --out OUT "SELECT video_id, name FROM videos"'
         raise PlotError(f"no committed video {video_id!r}; list them with: {listing}")
-    name, duration_s = video
+    name, duration_s, analysis_fps = video
     frames_per_track, t_max, model = con.execute(
         "SELECT count(*) / greatest(count(DISTINCT track_id), 1), max(t), any_value(model) FROM emotions "
         "WHERE video_id = getvariable('video_id')"
@@ -85,7 +91,30 @@ def load_timeline(con: duckdb.DuckDBPyConnection, video_id: str) -> Timeline:
     ).df()
     duration = max(duration_s or 0.0, t_max or 0.0, turns["end"].max() if len(turns) else 0.0, 1.0)
     bin_s = choose_bin(duration, frames_per_track or 0)
-    return Timeline(video_id, name, duration, bin_s, _emotions(con, bin_s), turns, words, model or "")
+    voices, speaking = _speaking(con, analysis_fps)
+    return Timeline(video_id, name, duration, bin_s, _emotions(con, bin_s), turns, words, model or "", voices, speaking)
+
+
+def _speaking(con: duckdb.DuckDBPyConnection, fps: float | None) -> tuple[dict[int, str | None], pd.DataFrame]:
+    """Each face's own voice, and when it speaks: runs of speaking rows, each row one analysed frame long.
+
+    Only tracks with a known ``speaking`` (the who-is-speaking stage ran) are listed.
+    """
+    rows = con.execute(
+        "SELECT track_id, t, speaking, speaker FROM emotions WHERE video_id = getvariable('video_id') "
+        "AND speaking IS NOT NULL ORDER BY track_id, t"
+    ).df()
+    voices, stretches = {}, []
+    for track_id, track in rows.groupby("track_id", sort=True):
+        t, speaking = track["t"].to_numpy(), track["speaking"].to_numpy(bool)  # (n,) s, (n,) bool
+        step = 1 / fps if fps else float(np.median(np.diff(t))) if len(t) > 1 else 0.2  # s per analysed frame
+        begins = np.r_[True, (speaking[1:] != speaking[:-1]) | (np.diff(t) > 1.5 * step)]  # off screen: a new run
+        run = np.cumsum(begins)  # (n,) run number of each row
+        for k in np.unique(run[speaking]):
+            rows_k = np.flatnonzero(run == k)
+            stretches.append((int(track_id), float(t[rows_k[0]]), float(t[rows_k[-1]] + step)))
+        voices[int(track_id)] = track["speaker"].iloc[0]
+    return voices, pd.DataFrame(stretches, columns=["track_id", "start", "end"])
 
 
 def choose_bin(duration_s: float, frames_per_track: float) -> float | None:
@@ -126,31 +155,42 @@ def render(timeline: Timeline) -> bytes:
 
 
 def draw(timeline: Timeline) -> Figure:
-    """The timeline figure (axes: valence, arousal, speaker turns, words); the caller closes it."""
+    """The timeline figure (axes: valence, arousal, who speaks, words); the caller closes it."""
     speakers = sorted(set(timeline.turns["speaker"].dropna()) | set(timeline.words["speaker"].dropna()))
     colors = {s: SPEAKER_COLORS[i % len(SPEAKER_COLORS)] for i, s in enumerate(speakers)}
-    fig = plt.figure(figsize=(14, 7.6), dpi=110)
-    grid = fig.add_gridspec(4, 1, height_ratios=[3, 3, 0.5 + 0.35 * max(len(speakers), 1), 1.5], hspace=0.12)
+    tracks = sorted(set(timeline.emotions["track_id"]) | set(timeline.voices))
+    track_colors = {int(k): TRACK_COLORS[i % len(TRACK_COLORS)] for i, k in enumerate(tracks)}
+    lanes = [
+        (s, timeline.turns.loc[timeline.turns["speaker"] == s, ["start", "end"]].to_numpy(), colors[s])
+        for s in speakers
+    ]
+    for track, voice in sorted(timeline.voices.items()):
+        spans = timeline.speaking.loc[timeline.speaking["track_id"] == track, ["start", "end"]].to_numpy()
+        lanes.append((f"face {track}: {voice or 'no voice'}", spans, track_colors[track]))
+    fig = plt.figure(figsize=(14, 7.6 + 0.25 * len(timeline.voices)), dpi=110)
+    grid = fig.add_gridspec(4, 1, height_ratios=[3, 3, 0.5 + 0.35 * max(len(lanes), 1), 1.5], hspace=0.12)
     axes = [fig.add_subplot(grid[0])]
     axes += [fig.add_subplot(grid[i], sharex=axes[0]) for i in (1, 2, 3)]
     for ax, column in zip(axes[:2], ("valence", "arousal"), strict=True):
-        _draw_dimension(ax, timeline, column, colors)
-    _draw_turns(axes[2], timeline, speakers, colors)
+        _draw_dimension(ax, timeline, column, colors, track_colors)
+    _draw_lanes(axes[2], timeline, lanes, n_voices=len(speakers))
     _draw_words(axes[3], timeline, colors)
     _format_time_axis(axes, timeline.duration_s)
-    _legend(fig, timeline, speakers, colors)
+    _legend(fig, timeline, speakers, colors, track_colors)
     fig.suptitle(_title(timeline), x=0.01, y=0.985, ha="left", fontsize=12)
-    fig.subplots_adjust(left=0.08, right=0.86, top=0.93, bottom=0.07)
+    fig.subplots_adjust(left=0.11, right=0.84, top=0.93, bottom=0.07)  # room for lane labels and the legend
     return fig
 
 
-def _draw_dimension(ax: plt.Axes, timeline: Timeline, column: str, colors: dict[str, str]) -> None:
+def _draw_dimension(
+    ax: plt.Axes, timeline: Timeline, column: str, colors: dict[str, str], track_colors: dict[int, str]
+) -> None:
     if timeline.bin_s is None:  # long videos have thousands of turns: the turns lane shows them
         for turn in timeline.turns.itertuples():
             ax.axvspan(turn.start, turn.end, color=colors[turn.speaker], alpha=0.16, lw=0)
     ax.axhline(0, color="#555555", lw=0.8)
-    for i, (track_id, rows) in enumerate(timeline.emotions.groupby("track_id", sort=True)):
-        color = TRACK_COLORS[i % len(TRACK_COLORS)]
+    for track_id, rows in timeline.emotions.groupby("track_id", sort=True):
+        color = track_colors[int(track_id)]
         t = _with_gaps(rows["t"].to_numpy(), timeline.bin_s)
         if timeline.bin_s is not None:
             low = _with_gaps(rows["t"].to_numpy(), timeline.bin_s, rows[f"{column}_min"].to_numpy())
@@ -177,22 +217,25 @@ def _with_gaps(t: np.ndarray, bin_s: float | None, values: np.ndarray | None = N
     return np.insert(values, breaks, np.nan)
 
 
-def _draw_turns(ax: plt.Axes, timeline: Timeline, speakers: list[str], colors: dict[str, str]) -> None:
-    """One lane per speaker: the turns themselves, or for long videos the share of each bin spoken."""
-    turns = timeline.turns
+def _draw_lanes(ax: plt.Axes, timeline: Timeline, lanes: list[tuple[str, np.ndarray, str]], n_voices: int) -> None:
+    """One lane per voice (its turns), then one per face (when it speaks, labelled with its own voice).
+
+    Each lane shows its spans themselves, or for long videos the share of each bin spoken.
+    """
     bin_s = _lane_bin(timeline.duration_s)
-    for row, speaker in enumerate(speakers):
-        spans = turns.loc[turns["speaker"] == speaker, ["start", "end"]].to_numpy()  # shape: (n_turns, 2) s
+    for row, (label, spans, color) in enumerate(lanes):  # spans: (n, 2) s
         if timeline.bin_s is None:
-            ax.broken_barh([(s, e - s) for s, e in spans], (row - 0.4, 0.8), color=colors[speaker], label=speaker)
+            ax.broken_barh([(s, e - s) for s, e in spans], (row - 0.4, 0.8), color=color, label=label)
         else:
             edges = np.arange(0, timeline.duration_s + bin_s, bin_s)
             share = _spoken_share(spans, edges)
-            ax.bar(edges[:-1], -0.8 * share, bottom=row + 0.4, width=bin_s, align="edge", color=colors[speaker], lw=0)
-    ax.set_yticks(range(len(speakers)), speakers, fontsize=8)
-    ax.set_ylim(max(len(speakers), 1) - 0.4, -0.6)
-    ax.set_ylabel("turns" if timeline.bin_s is None else f"speaking\n/{_span(bin_s)}", fontsize=9)
-    if not speakers:
+            ax.bar(edges[:-1], -0.8 * share, bottom=row + 0.4, width=bin_s, align="edge", color=color, lw=0)
+    if 0 < n_voices < len(lanes):
+        ax.axhline(n_voices - 0.5, color="#bbbbbb", lw=0.8)  # voices above, faces below
+    ax.set_yticks(range(len(lanes)), [label for label, _, _ in lanes], fontsize=8)
+    ax.set_ylim(max(len(lanes), 1) - 0.4, -0.6)
+    ax.set_ylabel("who speaks" if timeline.bin_s is None else f"speaking\n/{_span(bin_s)}", fontsize=9)
+    if not n_voices:
         ax.text(0.5, 0.5, "no speech", transform=ax.transAxes, ha="center", va="center", color="#777777")
 
 
@@ -267,16 +310,20 @@ def _format_time_axis(axes: list[plt.Axes], duration_s: float) -> None:
         ax.tick_params(labelbottom=False)
 
 
-def _legend(fig: Figure, timeline: Timeline, speakers: list[str], colors: dict[str, str]) -> None:
-    tracks = sorted(timeline.emotions["track_id"].unique()) if not timeline.emotions.empty else []
+def _legend(
+    fig: Figure, timeline: Timeline, speakers: list[str], colors: dict[str, str], track_colors: dict[int, str]
+) -> None:
+    def voice(track: int) -> str:
+        return f" · {timeline.voices[track] or 'no voice'}" if track in timeline.voices else ""
+
     handles: list[Artist] = [
-        plt.Line2D([], [], color=TRACK_COLORS[i % len(TRACK_COLORS)], lw=2, label=f"face track {track}")
-        for i, track in enumerate(tracks)
+        plt.Line2D([], [], color=color, lw=2, label=f"face track {track}{voice(track)}")
+        for track, color in track_colors.items()
     ]
     handles += [Patch(color=colors[s], label=s) for s in speakers]
     if timeline.bin_s is not None:
         handles.append(Patch(color="#888888", alpha=0.3, label=f"min–max per {_span(timeline.bin_s)}"))
-    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.865, 0.93), frameon=False, fontsize=9)
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.845, 0.93), frameon=False, fontsize=9)
 
 
 def _title(timeline: Timeline) -> str:
@@ -302,24 +349,22 @@ def _span(seconds: float) -> str:
 
 
 def report_html(con: duckdb.DuckDBPyConnection, timeline: Timeline, png: bytes) -> str:
-    """A self-contained page: the plot, per-speaker and per-track summaries, the transcript."""
+    """A self-contained page: the plot, per-speaker and per-track summaries, the transcript (each utterance read from its speaker's face)."""
     summary = con.execute(
         """
         SELECT level, coalesce(speaker, CASE WHEN level = 'speaker' THEN '(nobody speaking)' END) AS speaker,
-               track_id, round(seconds, 1) AS seconds, round(valence_mean, 3) AS valence_mean,
+               track_id, round(seconds, 1) AS seconds, round(speaking_s, 1) AS speaking_s,
+               round(valence_mean, 3) AS valence_mean,
                round(arousal_mean, 3) AS arousal_mean, round(excited_s, 1) AS excited_s,
                round(tense_s, 1) AS tense_s, round(sad_s, 1) AS sad_s, round(calm_s, 1) AS calm_s
         FROM emotion_summary WHERE video_id = getvariable('video_id') ORDER BY level DESC, speaker, track_id
         """
     ).df()
-    transcript = con.execute(
+    transcript = con.execute(  # each utterance with its speaker's own face's valence/arousal
         """
-        SELECT u.start, u."end", u.speaker, u.text,
-               round(avg(e.valence), 3) AS valence, round(avg(e.arousal), 3) AS arousal
-        FROM utterances AS u
-        LEFT JOIN emotions AS e ON e.video_id = u.video_id AND e.t >= u.start AND e.t < u."end"
-        WHERE u.video_id = getvariable('video_id')
-        GROUP BY ALL ORDER BY u.start
+        SELECT start, "end", speaker, track_id AS face, text,
+               round(valence, 3) AS valence, round(arousal, 3) AS arousal
+        FROM utterance_emotions WHERE video_id = getvariable('video_id') ORDER BY start
         """
     ).df()
     transcript.insert(0, "at", transcript.pop("start").map(_clock))

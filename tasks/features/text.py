@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from affectflow.tasks.features.visual import FeatureError
+from affectflow.tasks.features.onnx import FeatureError
 from affectflow.tasks.settings import env_name, settings
 
 CONTEXT_S = 1.5  # seconds either side of a frame whose words describe it

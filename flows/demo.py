@@ -13,7 +13,7 @@ from affectflow.tasks.synth.corpus import build_corpus
 SAMPLE_SQL = """
 SELECT v.name, count(*) AS frames, count(DISTINCT e.track_id) AS tracks,
        round(avg(e.valence), 3) AS mean_valence, round(avg(e.arousal), 3) AS mean_arousal,
-       round(avg((e.speaker IS NOT NULL)::INT), 2) AS share_with_speech
+       round(avg(e.speaking::INT), 2) AS share_speaking  -- of the face rows: this face is speaking
 FROM emotions e JOIN videos v USING (video_id)
 GROUP BY v.name ORDER BY v.name
 """

@@ -10,10 +10,13 @@ import argparse
 import contextlib
 import csv
 import json
+import re
 import shutil
 import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, TextIO
+
+from affectflow.flows.parameters import UsageError
 
 if TYPE_CHECKING:
     import duckdb
@@ -63,6 +66,12 @@ def _add_sql(subparsers: argparse._SubParsersAction) -> None:
         help="also expose the views of another output root as SCHEMA.view (e.g. baseline=old-out)",
     )
     sql.add_argument("--print-views", action="store_true", help="print the views as SQL for the DuckDB CLI and exit")
+    sql.add_argument(
+        "--safe",
+        action="store_true",
+        help="for SQL you did not write: read the output roots only; no other file, bucket, COPY, ATTACH or SET "
+        "that undoes it (docs/sql.md)",
+    )
     sql.set_defaults(func=run_sql)
 
 
@@ -88,24 +97,53 @@ def _add_plot(subparsers: argparse._SubParsersAction) -> None:
 def run_sql(args: argparse.Namespace) -> int:
     import duckdb
 
-    from affectflow.tasks.query.views import connect, parse_params, view_sql
+    from affectflow.tasks.query import views
 
-    if args.print_views:
-        print(view_sql(args.out))
-        return 0
     text = _read(args.file) if args.file else args.query
-    require_output_root(args.out)
-    con = connect(args.out, attach=parse_params(args.attach), params=parse_params(args.param))
+    for root in [args.out, *_attached(args.attach).values()]:
+        require_output_root(root)
+    if args.print_views:
+        print(views.view_sql(args.out))
+        return 0
+    try:
+        con = views.connect(
+            args.out, attach=_attached(args.attach), params=views.parse_params(args.param), safe=args.safe
+        )
+    except views.QueryError as err:
+        raise QueryError(str(err)) from None
     if text:
         try:
             relation = con.sql(text)
+            show(relation, args.format, sys.stdout)
         except duckdb.CatalogException as err:
             raise QueryError(f"{_first_line(err)} (the views: {', '.join(view_names(con))})") from err
         except duckdb.BinderException as err:
             raise QueryError(f"{_first_line(err)} (a view's columns: DESCRIBE view_name; docs/sql.md)") from err
-        show(relation, args.format, sys.stdout)
+        except duckdb.IOException:
+            raise  # reading the output root failed: nothing could run (exit 3)
+        except duckdb.Error as err:  # syntax, a refused file in --safe, a bad cast: the query's fault
+            raise QueryError(query_error_line(err)) from err
         return 0
     return shell(con, sys.stdin, sys.stdout, args.format, out=args.out)
+
+
+def _attached(pairs: list[str]) -> dict[str, str]:
+    from affectflow.tasks.query.views import QueryError as SetupError
+    from affectflow.tasks.query.views import parse_params
+
+    try:
+        return parse_params(pairs)
+    except SetupError as err:
+        raise QueryError(str(err)) from None
+
+
+def query_error_line(err: Exception) -> str:
+    """One line for a failed statement; a Python error from a filesystem (a refused write) is its last line."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    if lines and lines[0].startswith("Traceback"):
+        raised = [line for line in lines if re.match(r"\w+(Error|Exception):", line)]
+        return raised[-1] if raised else lines[-1]
+    return lines[0] if lines else type(err).__name__
 
 
 def run_plot(args: argparse.Namespace) -> int:
@@ -119,20 +157,28 @@ def run_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-class QueryError(Exception):
-    """A query that names a view or column that does not exist."""
+class QueryError(UsageError):
+    """A query (or its parameters) that cannot run as written: exit status 2."""
 
 
 def require_output_root(out: str) -> None:
-    """An --out that holds nothing is a typo more often than an empty run: say so."""
+    """An --out that is not a run's output (nothing there, a file, a folder of something else): say so.
+
+    An output root is a folder holding one of the tables or the manifest; an --out that
+    holds nothing is a typo more often than an empty run.
+    """
     import fsspec
 
     from affectflow.tasks.storage.fs import check_root
+    from affectflow.tasks.storage.tables import SCHEMAS
 
     check_root(out)  # on an object store, first: credentials, bucket and endpoint, each in one line
     fs, path = fsspec.core.url_to_fs(out)
-    if not fs.exists(path):
-        raise FileNotFoundError(f"no affectflow output at {out}: give the --out folder or URL of a run")
+    marks = {*SCHEMAS, "_manifest"}
+    names = {entry.rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(path, detail=False)} if fs.isdir(path) else set()
+    if not names & marks:
+        what = "a file" if fs.isfile(path) else "no affectflow output"
+        raise FileNotFoundError(f"{what} at {out}: give the --out folder or URL of a run")
 
 
 def _first_line(err: Exception) -> str:
@@ -161,7 +207,7 @@ def show(relation: duckdb.DuckDBPyRelation | None, fmt: str, stream: TextIO) -> 
 def shell(con: duckdb.DuckDBPyConnection, stdin: TextIO, stdout: TextIO, fmt: str, *, out: str) -> int:
     """Run statements from a terminal (with prompts and readline history) or from piped stdin.
 
-    Piped statements stop at the first error (exit status 1); at a terminal errors are
+    Piped statements stop at the first error (exit status 2, a query error); at a terminal errors are
     printed and the shell goes on. Empty piped input prints how to get at the views.
     """
     import duckdb
@@ -182,9 +228,9 @@ def shell(con: duckdb.DuckDBPyConnection, stdin: TextIO, stdout: TextIO, fmt: st
             for part in con.extract_statements(statement):
                 show(con.sql(part.query), fmt, stdout)
         except duckdb.Error as err:
-            stdout.write(f"error: {err}\n")
+            stdout.write(f"error: {query_error_line(err)}\n")
             if not interactive:
-                return 1
+                return UsageError.exit_status
     if not ran and not interactive:
         stdout.write(attach_instructions(out, view_names(con)))
     return 0

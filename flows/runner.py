@@ -1,41 +1,57 @@
-"""Run the corpus flow from the command line: a progress bar and a printed summary."""
+"""Run the corpus flow from the command line: a progress bar, a printed summary, and clean stops.
+
+SIGINT and SIGTERM stop the run within a progress step: the handler raises
+:class:`~affectflow.tasks.progress.Interrupted` in the main thread (the flow) and sets
+``STOP``, which the running videos' hooks see, so nothing in flight is committed; Prefect's
+ephemeral server, started here in its own process group so that a Ctrl-C to the terminal's
+group does not kill it under the flow, is stopped at exit (and dies with this process if it
+is killed outright).
+"""
 
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
+import subprocess
 import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, redirect_stdout
+from functools import partial
+from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from tqdm import tqdm
 
-from affectflow.flows.corpus import RunSummary, flow_parameters, pipeline_config, process_corpus, video_done_listener
+from affectflow.flows.corpus import (
+    RunSummary,
+    flow_parameters,
+    pipeline_config,
+    preflight,
+    preflight_done,
+    process_corpus,
+    video_done_listener,
+)
+from affectflow.flows.parameters import UsageError
 from affectflow.flows.video import VideoResult
-from affectflow.tasks.config import PipelineConfig
+from affectflow.tasks.progress import STOP, Interrupted
 
-
-def preflight(source: str, out: str, config: PipelineConfig | None = None) -> None:
-    """Fail in a second, before Prefect starts, on what would stop the whole run.
-
-    Missing ffmpeg, a source that does not exist or holds no videos, an unusable bucket,
-    a Whisper model directory that is not one: one line and nothing written (the flow
-    checks again when a deployment runs it).
-    """
-    from affectflow.tasks.media.tools import check_tools
-    from affectflow.tasks.speech.transcribe import resolve_model_dir
-    from affectflow.tasks.storage.discover import discover
-    from affectflow.tasks.storage.fs import check_root
-
-    check_tools()
-    for root in (source, out):
-        check_root(root)
-    if config is not None and "transcribe" in config.stages:
-        resolve_model_dir(config.transcribe.model_dir)
-    discover(source)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+PR_SET_PDEATHSIG = 1  # linux/prctl.h: the signal a child gets when its parent dies
 
 
 def run_with_progress(source: str, out: str, **options: Any) -> RunSummary:
-    """Run ``process-corpus`` in this process and print one line per video and a summary."""
-    config = pipeline_config(flow_parameters(source, out, **options))
-    preflight(source, out, config)
+    """Run ``process-corpus`` in this process and print one line per video and a summary.
+
+    A bad option value (a ValueError while building the config) is a usage error: ``UsageError``.
+    """
+    try:
+        config = pipeline_config(flow_parameters(source, out, **options))
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    checked = preflight(source, out, config)  # before Prefect starts: a second, not a server start-up
     bar = tqdm(total=0, unit="video", desc="videos", file=sys.stderr, disable=None, dynamic_ncols=True)
 
     def on_video_done(result: VideoResult, done: int, total: int) -> None:
@@ -43,24 +59,145 @@ def run_with_progress(source: str, out: str, **options: Any) -> RunSummary:
         bar.update(1)
         bar.write(_line(result), file=sys.stderr)
 
-    token = video_done_listener.set(on_video_done)
+    tokens = video_done_listener.set(on_video_done), preflight_done.set(checked)
     try:
-        summary: RunSummary = process_corpus(source, out, **options)
+        with stop_on_signals(), logs_to_stderr():
+            start_ephemeral_server()
+            summary: RunSummary = process_corpus(source, out, **options)
     finally:
-        video_done_listener.reset(token)
+        video_done_listener.reset(tokens[0])
+        preflight_done.reset(tokens[1])
         bar.close()
     print_summary(summary)
     return summary
 
 
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """SIGINT/SIGTERM raise ``Interrupted`` here and stop the videos at their next step; a second one exits at once.
+
+    Python runs the handler in the main thread only, when it next runs bytecode: a main thread
+    blocked on a lock while another thread took the signal runs it seconds later, and a video
+    whose ffmpeg died of the same signal got committed `failed` meanwhile. So the signal's
+    wakeup byte (written by the C-level handler at once, in whichever thread) sets ``STOP`` from
+    a watcher thread; the handler then raises in the main thread.
+    """
+    if not _main_thread():
+        yield
+        return
+    STOP.clear()
+    handled: list[int] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if handled:  # the second signal: the user does not want to wait for the stages
+            os._exit(128 + signum)
+        handled.append(signum)
+        STOP.request(signum)
+        raise Interrupted(signum)
+
+    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    old_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    threading.Thread(target=_watch_wakeups, args=(read,), name="affectflow-signals", daemon=True).start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(old_fd)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+        os.write(write, b"\0")  # ends the watcher
+        os.close(write)
+
+
+def _watch_wakeups(read: int) -> None:
+    """Set ``STOP`` the moment a stop signal's wakeup byte arrives (byte 0: the run is over)."""
+    try:
+        while (byte := os.read(read, 1)) and byte[0]:
+            if byte[0] in STOP_SIGNALS:
+                STOP.request(byte[0])
+    finally:
+        os.close(read)
+
+
+@contextmanager
+def logs_to_stderr() -> Iterator[None]:
+    """Whatever the run prints goes to stderr; stdout carries only the summary (results are for pipes).
+
+    Libraries print (whisperx's progress) and log to stdout, some from native code, with -v
+    their INFO lines too: file descriptor 1 is pointed at stderr for the run, not just ``sys.stdout``.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def start_ephemeral_server() -> None:
+    """Start Prefect's temporary API server (when no PREFECT_API_URL is set) in its own process group.
+
+    Prefect would start it on the flow's first API call as a plain child, in the terminal's
+    process group: Ctrl-C killed it before the flow could record anything, and the run went on
+    ~70 s retrying a dead server (issue 21). In its own group only this process signals it: at
+    exit (Prefect's atexit stop), or through PDEATHSIG when this process dies without exiting.
+    Its output (the shutdown's CancelledError tracebacks) goes to ``$PREFECT_HOME/ephemeral-server.log``,
+    not under the run's own lines.
+    """
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME
+
+    if PREFECT_API_URL.value():  # a real server: not ours to start or stop
+        return
+    server = SubprocessASGIServer()  # Prefect's one instance: the flow's client finds it running
+    if server.running:
+        return
+    home = Path(PREFECT_HOME.value())
+    home.mkdir(parents=True, exist_ok=True)
+    popen = subprocess.Popen
+    with open(home / "ephemeral-server.log", "ab") as log:  # the child keeps its own copy of the descriptor
+        own_group = dict(process_group=0, preexec_fn=_die_with_parent(), stdout=log, stderr=subprocess.STDOUT)
+        subprocess.Popen = partial(popen, **own_group)  # type: ignore[misc,assignment]
+        try:
+            server.start()
+        finally:
+            subprocess.Popen = popen  # type: ignore[misc]
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """For the child before exec: SIGTERM when the parent dies (Linux; elsewhere the atexit stop only).
+
+    prctl is looked up here, in the parent: the forked child only calls it (no loader locks).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    return partial(prctl, PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
 def _line(result: VideoResult) -> str:
     timing = f"{result.elapsed_s:6.1f}s" if result.status != "skipped" else "       "
-    error = f"  {result.error}" if result.error else ""
-    return f"{result.status:>7} {timing}  {result.name}{error}"
+    error = f"  {printable(result.error)}" if result.error else ""
+    return f"{result.status:>7} {timing}  {printable(result.name)}{error}"
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (a newline in a file name must not split its progress line)."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 def print_summary(summary: RunSummary) -> None:
     print(
         f"run {summary.run_id}: {summary.count('ok')} ok, {summary.count('failed')} failed, "
-        f"{summary.count('skipped')} skipped in {summary.elapsed_s:.1f}s; tables under {summary.out}"
+        f"{summary.count('skipped')} skipped in {summary.elapsed_s:.1f}s; tables under {printable(summary.out)}"
+        + (f"; report: {printable(summary.index)}" if summary.index else "")
     )

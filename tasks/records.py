@@ -8,6 +8,7 @@ Turning records into table rows is ``storage/tables.py``'s job, beside the schem
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,8 +35,12 @@ class StagedVideo:
 
     @property
     def video_id(self) -> str:
-        """Stable content id: the same bytes under two names are one video."""
-        return self.sha256[:16]
+        """One id per source file and version: a hash of its URI and of its bytes.
+
+        Two files with the same bytes are two videos (each its own rows, so changing or
+        removing one never touches the other's); a file whose bytes change gets a new id.
+        """
+        return hashlib.sha256(f"{self.uri}\n{self.sha256}".encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,7 @@ def _clips(directory: Path, *names: str) -> Path:
 def two_videos(tmp_path: Path) -> tuple[Path, Path]:
     root = _clips(tmp_path / "videos", "a.mp4", "b.mp4")
     out = tmp_path / "out"
-    assert main(["run", str(root), "--out", str(out), "--stages", ""]) == 0
+    assert main(["run", str(root), "--out", str(out), "--stages", "none"]) == 0
     return root, out
 
 
@@ -161,7 +161,7 @@ def test_storage_error_fails_that_video_only_and_keeps_earlier_results(
 
     monkeypatch.setattr(os, "fsync", failing_fsync)
     capsys.readouterr()
-    assert main(["run", str(root), "--out", str(out), "--stages", "", "--force"]) == 1
+    assert main(["run", str(root), "--out", str(out), "--stages", "none", "--force"]) == 1
     lines = {
         name: line
         for line in capsys.readouterr().err.splitlines()
@@ -180,7 +180,7 @@ def test_storage_error_fails_that_video_only_and_keeps_earlier_results(
 
     monkeypatch.setattr(os, "fsync", real_fsync)  # space freed: the next run does what is missing
     capsys.readouterr()
-    assert main(["run", str(root), "--out", str(out), "--stages", ""]) == 0
+    assert main(["run", str(root), "--out", str(out), "--stages", "none"]) == 0
     err = capsys.readouterr().err
     status = {
         name: next(line for line in err.splitlines() if name in line).split()[0] for name in ("a.mp4", "b.mp4", "c.mp4")
@@ -287,7 +287,9 @@ def small_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_unknown_view_or_column_is_one_line_that_says_what_exists(
     small_output: Path, capsys: pytest.CaptureFixture[str], query: str, words: str
 ) -> None:
-    assert main(["sql", "--out", str(small_output), query]) == 3
+    assert (
+        main(["sql", "--out", str(small_output), query]) == 2
+    )  # the query is wrong: a usage error (README "Exit codes")
     line = _one_error_line(capsys.readouterr().err)
     assert words in line
     if "views" in words:
@@ -409,7 +411,7 @@ def test_s3_5xx_on_put_fails_that_video_after_retries_and_keeps_the_rest(
         with _RefusingProxy(s3.endpoint, {refused}) as proxy, environment({"AWS_ENDPOINT_URL": proxy.endpoint}):
             forget_s3_clients()
             capsys.readouterr()
-            assert main(["run", str(root), "--out", out, "--stages", ""]) == 1
+            assert main(["run", str(root), "--out", out, "--stages", "none"]) == 1
             err = capsys.readouterr().err
         forget_s3_clients()
         line_b = next(line for line in err.splitlines() if "b.mp4" in line)

@@ -1,4 +1,4 @@
-"""The media stage: staging with content ids, probing every bad-file kind, streaming frames, audio."""
+"""The media stage: staging with per-file ids, probing every bad-file kind, streaming frames, audio."""
 
 from __future__ import annotations
 
@@ -22,12 +22,15 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_testsrc_video(tmp_path_factory.mktemp("clip") / "clip.mp4", seconds=2.0, size="320x240", fps=25)
 
 
-def test_stage_local_file_in_place_with_content_id(clip: Path, tmp_path: Path) -> None:
+def test_stage_local_file_in_place_with_an_id_per_file(clip: Path, tmp_path: Path) -> None:
     staged = staging.stage(str(clip), tmp_path)
     assert staged.path == clip
     copy = tmp_path / "same bytes, other name.mp4"
     copy.write_bytes(clip.read_bytes())
-    assert staging.stage(str(copy), tmp_path).video_id == staged.video_id
+    staged_copy = staging.stage(str(copy), tmp_path)
+    assert staged_copy.sha256 == staged.sha256  # the same bytes...
+    assert staged_copy.video_id != staged.video_id  # ...under another name: another video (issue 21)
+    assert staging.stage(str(clip), tmp_path).video_id == staged.video_id  # stable for the same file
 
 
 def test_stage_remote_url_copies_to_work_dir(clip: Path, tmp_path: Path) -> None:
@@ -38,7 +41,7 @@ def test_stage_remote_url_copies_to_work_dir(clip: Path, tmp_path: Path) -> None
     staged = staging.stage("memory://corpus/clip.mp4", tmp_path / "work")
     assert staged.path.parent == tmp_path / "work"
     assert staged.path.read_bytes() == clip.read_bytes()
-    assert staged.video_id == staging.stage(str(clip), tmp_path).video_id
+    assert staged.sha256 == staging.stage(str(clip), tmp_path).sha256
 
 
 def test_probe_reports_container_facts(clip: Path) -> None:

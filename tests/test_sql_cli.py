@@ -44,9 +44,10 @@ def test_table_format_shows_every_column_when_piped(capsys, out: str) -> None:
     assert "calm_s" in text and "clip" in text
 
 
-def test_a_malformed_param_is_a_one_line_error(capsys, out: str) -> None:
-    assert main(["sql", "--out", out, "--param", "video_id", "SELECT 1"]) == 3
-    assert "NAME=VALUE" in capsys.readouterr().err
+def test_a_malformed_param_is_a_one_line_usage_error(capsys, out: str) -> None:
+    assert main(["sql", "--out", out, "--param", "video_id", "SELECT 1"]) == 2
+    err = capsys.readouterr().err
+    assert "NAME=VALUE" in err and err.count("\n") == 1
 
 
 def test_shell_runs_statements_piped_on_stdin(capsys, monkeypatch, out: str) -> None:
@@ -61,8 +62,9 @@ def test_shell_runs_statements_piped_on_stdin(capsys, monkeypatch, out: str) -> 
 
 def test_shell_stops_at_the_first_error_when_piped(capsys, monkeypatch, out: str) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO("SELECT nope;\nSELECT 1;\n"))
-    assert main(["sql", "--out", out, "--format", "csv"]) == 1
-    assert "error:" in capsys.readouterr().out
+    assert main(["sql", "--out", out, "--format", "csv"]) == 2  # a query error: the usage status
+    printed = capsys.readouterr().out
+    assert "error:" in printed and printed.count("\n") == 1  # one line, and SELECT 1 never ran
 
 
 def test_no_query_and_no_input_prints_how_to_attach_the_views(capsys, monkeypatch, out: str) -> None:
@@ -84,3 +86,28 @@ def test_print_views_gives_a_script_for_the_duckdb_cli(capsys, out: str) -> None
     con = duckdb.connect()
     con.execute(capsys.readouterr().out)
     assert con.execute("SELECT count(*) FROM video_summary").fetchone() == (1,)
+
+
+def test_a_syntax_error_is_a_one_line_usage_error(capsys, out: str) -> None:
+    assert main(["sql", "--out", out, "SELEC 1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Parser Error: syntax error") and err.count("\n") == 1
+
+
+def test_csv_lines_end_in_lf_only(capsys, out: str) -> None:
+    assert main(["sql", "--out", out, "--format", "csv", "SELECT video_id FROM videos"]) == 0
+    printed = capsys.readouterr().out
+    assert printed == "video_id\nclip\n"  # `vid=$(... | tail -1)` must not end in \r
+
+
+@pytest.mark.parametrize("command", [["sql", "SELECT 1"], ["plot", "clip"]])
+def test_an_out_that_is_not_an_output_root_is_refused(capsys, tmp_path: Path, command: list[str]) -> None:
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not tables")
+    elsewhere = tmp_path / "photos"
+    (elsewhere / "2024").mkdir(parents=True)
+    for out in (a_file, elsewhere, tmp_path / "typo"):
+        verb, *rest = command
+        assert main([verb, "--out", str(out), *rest]) == 3
+        err = capsys.readouterr().err
+        assert "give the --out folder or URL of a run" in err and err.count("\n") == 1

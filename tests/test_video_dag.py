@@ -1,4 +1,4 @@
-"""The per-video DAG: faces ‖ (diarize → transcribe), then emotions (flows/video.run_stages).
+"""The per-video DAG: (faces → speaking) ‖ (diarize → transcribe), then emotions (flows/video.run_stages).
 
 The stages here are plain functions standing in for the model stages, so the tests are
 about the orchestration only: the branches overlap in time, a failing branch stops the
@@ -34,7 +34,9 @@ def _run(outputs: StageOutputs, stages: tuple[Stage, ...]) -> list[str]:
         order.append(name)
         return fn(*args)
 
-    affectflow.flows.video.run_stages(outputs, ("faces", "diarize", "transcribe", "emotions"), timed, stages)
+    affectflow.flows.video.run_stages(
+        outputs, ("faces", "diarize", "transcribe", "speaking", "emotions"), timed, stages
+    )
     return order
 
 
@@ -81,6 +83,55 @@ def test_faces_and_speech_branches_run_side_by_side_then_fusion(tmp_path: Path) 
         "transcribe": "test words",
         "emotions": "test fusion",
     }
+
+
+@pytest.mark.parametrize("first", ["speaking", "transcribe"])
+def test_speaking_waits_for_the_turns_runs_beside_transcription_and_the_words_follow_its_turns(
+    tmp_path: Path, first: str
+) -> None:
+    from affectflow.tasks.records import SpeakerTurn, Word
+
+    turns_ready, speaking_running, transcribe_done = threading.Event(), threading.Event(), threading.Event()
+    merged, split = [SpeakerTurn("A", 0.0, 4.0)], [SpeakerTurn("A", 0.0, 2.0), SpeakerTurn("A+", 2.0, 4.0)]
+
+    def faces(outputs: StageOutputs) -> dict[str, Any]:
+        return {"faces": "tracks", "backend": "test faces"}
+
+    def diarize(outputs: StageOutputs) -> dict[str, Any]:
+        time.sleep(0.2)  # the faces branch is done first and must wait for the turns
+        turns_ready.set()
+        return {"turns": merged, "backend": "test turns"}
+
+    def transcribe(outputs: StageOutputs) -> dict[str, Any]:
+        # one after the other, speaking would wait here for a transcription that waits for it
+        assert speaking_running.wait(WAIT_S), "speaking did not run beside transcription"
+        if first == "speaking":
+            time.sleep(0.2)
+        transcribe_done.set()
+        words = [Word("hello", 0.5, 1.0, 0.9, 0, "A"), Word("there", 2.5, 3.0, 0.9, 0, "A")]  # attributed to `merged`
+        return {"words": words, "backend": "test words"}
+
+    def speaking(outputs: StageOutputs) -> dict[str, Any]:
+        assert turns_ready.is_set() and outputs.turns == merged, "speaking ran before the turns"
+        speaking_running.set()
+        if first == "transcribe":
+            assert transcribe_done.wait(WAIT_S)
+        return {"speaking": "links", "turns": split, "backend": "test speaking"}
+
+    def emotions(outputs: StageOutputs) -> dict[str, Any]:
+        return {"emotions": [w.speaker for w in outputs.words or []], "backend": "test fusion"}
+
+    stages = (
+        Stage("faces", faces, lambda outputs: True, branch="faces"),
+        Stage("speaking", speaking, lambda outputs: outputs.faces is not None, branch="faces", after=("diarize",)),
+        Stage("diarize", diarize, lambda outputs: True, branch="speech"),
+        Stage("transcribe", transcribe, lambda outputs: True, branch="speech"),
+        Stage("emotions", emotions, lambda outputs: outputs.faces is not None, branch="fusion"),
+    )
+    outputs = _outputs(tmp_path)
+    order = _run(outputs, stages)
+    assert order[-1] == "emotions" and order.index("diarize") < order.index("speaking")
+    assert outputs.turns == split and outputs.emotions == ["A", "A+"]  # each word has the split turns' speaker
 
 
 def test_a_failing_branch_stops_the_other_and_its_error_is_reported(tmp_path: Path) -> None:
@@ -168,5 +219,6 @@ def test_run_video_takes_its_steps_and_turns_a_failing_stage_into_a_committed_fa
     result = run_video(source, str(tmp_path / "out"), PipelineConfig(), "run-1", steps=steps)
     assert (result.status, result.error) == ("failed", "RuntimeError: face model broke")
     ((video_id, row, tables),) = written
-    assert video_id == "ab" * 8 and row["status"] == "failed" and row["duration_s"] == 1.0 and tables == []
+    staged = StagedVideo(clip, str(clip), "ab" * 32, clip.stat().st_size)
+    assert video_id == staged.video_id and row["status"] == "failed" and row["duration_s"] == 1.0 and tables == []
     assert {"stage", "probe", "audio", "faces", "write"} <= set(result.stage_seconds)

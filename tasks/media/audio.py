@@ -2,33 +2,62 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import ffmpeg
 import numpy as np
 import soundfile
 
-from affectflow.tasks.media.tools import MediaError, ffmpeg_exe, last_line
+from affectflow.tasks.media.tools import MediaError, check_exit, ffmpeg_exe, input_url
 from affectflow.tasks.records import MediaInfo
 
 AUDIO_SAMPLE_RATE = 16_000  # Hz, mono: what the speech models expect
+MISSING_AUDIO_S, MISSING_AUDIO_SHARE = 0.2, 0.02  # a decoded track may be max(0.2 s, 2 %) shorter than probed
 
 
 def extract_audio(path: Path, info: MediaInfo, wav_path: Path) -> Path | None:
-    """Write the first audio stream as 16 kHz mono PCM WAV; None when there is no audio."""
+    """Write the first audio stream as 16 kHz mono PCM WAV; None when there is no audio.
+
+    Verified like the frames: ffmpeg's exit status (a failure is a MediaError, a kill or
+    Ctrl-C a DecodeInterruptedError), then the WAV's length against the probed audio
+    duration (``check_audio_length``).
+    """
     if not info.has_audio:
         return None
     wav_path.parent.mkdir(parents=True, exist_ok=True)
-    stream = ffmpeg.input(str(path)).output(
-        str(wav_path), vn=None, ac=1, ar=AUDIO_SAMPLE_RATE, acodec="pcm_s16le", format="wav"
+    stream = (
+        ffmpeg.input(input_url(path))
+        .output(str(wav_path), vn=None, ac=1, ar=AUDIO_SAMPLE_RATE, acodec="pcm_s16le", format="wav")
+        .global_args("-nostdin", "-loglevel", "error")
+        .overwrite_output()
     )
-    try:
-        stream.global_args("-nostdin", "-loglevel", "error").run(
-            cmd=ffmpeg_exe(), overwrite_output=True, capture_stdout=True, capture_stderr=True
-        )
-    except ffmpeg.Error as err:
-        raise MediaError(f"audio track unreadable: {last_line(err.stderr)}") from None
+    done = subprocess.run(ffmpeg.compile(stream, cmd=ffmpeg_exe()), capture_output=True, check=False)
+    stderr = done.stderr.decode(errors="replace").splitlines()
+    seconds = _wav_seconds(wav_path)
+    check_exit("audio", done.returncode, stderr, f"{seconds:.1f} s")
+    check_audio_length(seconds, info.audio_duration_s)
     return wav_path
+
+
+def check_audio_length(seconds: float, probed_s: float | None) -> None:
+    """Raise MediaError when the decoded track is shorter than the probe said, by more than
+    max(MISSING_AUDIO_S, MISSING_AUDIO_SHARE × probed); unknown probed durations are not checked."""
+    if probed_s is None:
+        return
+    allowed = max(MISSING_AUDIO_S, MISSING_AUDIO_SHARE * probed_s)
+    if seconds < probed_s - allowed:
+        raise MediaError(
+            f"audio decode stopped early: {seconds:.2f} of {probed_s:.2f} s (at most {allowed:.2f} s may be missing)"
+        )
+
+
+def _wav_seconds(wav_path: Path) -> float:
+    """Seconds of PCM in the WAV ffmpeg wrote (0 when it wrote none)."""
+    try:
+        return float(soundfile.info(str(wav_path)).duration)
+    except (OSError, RuntimeError):  # soundfile.LibsndfileError is a RuntimeError
+        return 0.0
 
 
 def read_wav(wav_path: Path) -> np.ndarray:

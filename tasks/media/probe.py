@@ -6,7 +6,7 @@ from pathlib import Path
 
 import ffmpeg
 
-from affectflow.tasks.media.tools import MediaError, ffprobe_exe, last_line
+from affectflow.tasks.media.tools import MediaError, ffprobe_exe, input_url, last_line
 from affectflow.tasks.records import MediaInfo
 
 
@@ -15,7 +15,7 @@ def probe(path: Path) -> MediaInfo:
     if path.stat().st_size == 0:
         raise MediaError("empty file (0 bytes)")
     try:
-        info = ffmpeg.probe(str(path), cmd=ffprobe_exe())
+        info = ffmpeg.probe(input_url(path), cmd=ffprobe_exe())
     except ffmpeg.Error as err:
         raise MediaError(f"not a readable media file: {last_line(err.stderr)}") from None
     streams = info.get("streams", [])
@@ -24,7 +24,7 @@ def probe(path: Path) -> MediaInfo:
         raise MediaError("no video stream")
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
     fps = _rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate"))
-    duration = _float(video.get("duration")) or _float(info.get("format", {}).get("duration"))
+    duration = _stream_duration(video) or _float(info.get("format", {}).get("duration"))
     if not fps or not duration:
         raise MediaError("video stream has no frame rate or duration (truncated or corrupt file)")
     rotation = _rotation(video)
@@ -32,7 +32,7 @@ def probe(path: Path) -> MediaInfo:
     if rotation % 180 == 90:
         width, height = height, width
     n_frames = int(video.get("nb_frames") or 0) or round(duration * fps)
-    audio_duration = _float(audio.get("duration")) if audio else None
+    audio_duration = (_stream_duration(audio) or None) if audio else None
     return MediaInfo(duration, fps, width, height, n_frames, audio is not None, audio_duration, rotation)
 
 
@@ -45,6 +45,25 @@ def _rate(text: str | None) -> float:
         return 0.0
     num, _, den = text.partition("/")
     return float(num) / float(den or 1)
+
+
+def _stream_duration(stream: dict) -> float:
+    """Seconds of one stream (0 when unknown): its ``duration``, else Matroska's ``DURATION`` tag.
+
+    Matroska/WebM keep per-stream durations only in that tag; the container's duration is the
+    longest stream's, so a video under a longer sound track would promise frames it never had.
+    """
+    tags = {key.upper(): value for key, value in stream.get("tags", {}).items()}
+    return _float(stream.get("duration")) or _clock(tags.get("DURATION"))
+
+
+def _clock(text: str | None) -> float:
+    """``HH:MM:SS.fffffffff`` → seconds (0 when absent or malformed)."""
+    try:
+        hours, minutes, seconds = (text or "").split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        return 0.0
 
 
 def _float(value: object) -> float:

@@ -6,7 +6,7 @@ import fsspec
 
 from affectflow.tasks.defaults import VIDEO_EXTENSIONS
 from affectflow.tasks.records import SourceFile
-from affectflow.tasks.storage.fs import is_local
+from affectflow.tasks.storage.fs import is_local, url_to_fs
 
 
 class SourceError(Exception):
@@ -15,7 +15,7 @@ class SourceError(Exception):
 
 def discover(source: str, extensions: tuple[str, ...] = VIDEO_EXTENSIONS) -> list[SourceFile]:
     """Every file under ``source`` whose name ends with a video extension, sorted by URI."""
-    fs, root = fsspec.core.url_to_fs(source)
+    fs, root = url_to_fs(source)
     if not fs.exists(root):
         raise SourceError(f"source not found: {source}")
     entries = {root: fs.info(root)} if fs.isfile(root) else fs.find(root, detail=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 
 class StorageError(Exception):
@@ -19,6 +20,18 @@ class StorageError(Exception):
 
     Permanent for this run: retrying will not help, so it is reported once, before anything is written.
     """
+
+
+def url_to_fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The filesystem and path of ``url`` (a local path or any fsspec URL).
+
+    A local path (anything without ``://``, or starting with ``/``) is taken exactly as
+    written: fsspec would read ``a::b.mp4`` as the URL chain ``a`` → ``b.mp4``. Only URLs
+    with a protocol go through fsspec's parsing (``s3://…``, ``simplecache::s3://…``).
+    """
+    if url.startswith("/") or "://" not in url:
+        return LocalFileSystem(), os.path.abspath(url)
+    return fsspec.core.url_to_fs(url)
 
 
 def is_local(fs: fsspec.AbstractFileSystem) -> bool:
@@ -37,7 +50,7 @@ def check_root(url: str) -> None:
     One HEAD request on the bucket: it fails fast on missing credentials, an unknown
     bucket or an endpoint that does not answer. Local paths are left to the caller.
     """
-    fs, path = fsspec.core.url_to_fs(url)
+    fs, path = url_to_fs(url)
     if not is_object_store(fs):
         return
     bucket = path.split("/", 1)[0]

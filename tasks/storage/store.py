@@ -28,7 +28,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from affectflow.tasks.storage.fs import is_local
+from affectflow.tasks.storage.fs import is_local, url_to_fs
 from affectflow.tasks.storage.tables import SCHEMAS, VIDEO_TABLES, to_table
 
 
@@ -60,11 +60,11 @@ class Store:
 
     @property
     def fs(self) -> fsspec.AbstractFileSystem:
-        return fsspec.core.url_to_fs(self.root)[0]
+        return url_to_fs(self.root)[0]
 
     @property
     def _base(self) -> str:
-        return fsspec.core.url_to_fs(self.root)[1].rstrip("/")
+        return url_to_fs(self.root)[1].rstrip("/")
 
     def partition(self, table: str, video_id: str) -> str:
         key = "run_id" if table == "runs" else "video_id"
@@ -88,6 +88,11 @@ class Store:
     def write(self, name: str, key: str, table: pa.Table) -> None:
         """Atomically replace the one file of ``name`` for ``key`` (a video_id or run_id)."""
         self._put_atomic(self.file(name, key), _parquet_bytes(table, SCHEMAS[name]))
+
+    def write_document(self, relative: str, data: bytes) -> str:
+        """Atomically replace a file that is not a table (a report page) at ``relative`` under the root; its URL."""
+        self._put_atomic(f"{self._base}/{relative}", data)
+        return f"{self.root.rstrip('/')}/{relative}"
 
     def write_video(self, video_id: str, tables: Mapping[str, pa.Table], video_row: Mapping[str, Any]) -> None:
         """Commit one video: its per-video tables first, its ``videos`` row last.

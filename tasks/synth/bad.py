@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import struct
 import subprocess
 from pathlib import Path
 
@@ -42,14 +44,58 @@ def make_bad_files(directory: Path) -> dict[str, str]:
     }
 
 
+def make_undecodable_videos(directory: Path) -> dict[str, str]:
+    """Files that probe well but do not decode; return {file name: the error text a user should see}.
+
+    Before decodes were verified both came out ``ok`` with nothing analysed (issue 21).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    # mp4s whose header (moov, first: faststart) is intact: 4 s of picture and sound promised.
+    whole = directory / ".whole.mp4"
+    make_testsrc_video(whole, seconds=4.0, faststart=True)
+    data = whole.read_bytes()
+    body = data.index(b"mdat") + 4
+    noise = random.Random(21).randbytes(len(data) - body)
+    (directory / "random_frames.mp4").write_bytes(data[:body] + noise)  # the frames are random bytes
+    (directory / "truncated_download.mp4").write_bytes(data[: len(data) // 2])  # ffmpeg decodes ~40 %, exits 0
+    whole.unlink()
+    # An MJPEG AVI whose headers and JPEGs all declare 16000×16000 pixels over 320×240 of data.
+    small = directory / ".small.avi"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=4", "-t", "1", "-c:v", "mjpeg", str(small))
+    avi = bytearray(small.read_bytes())
+    struct.pack_into("<II", avi, avi.index(b"avih") + 8 + 32, 16000, 16000)  # MainAVIHeader dwWidth, dwHeight
+    struct.pack_into("<ii", avi, avi.index(b"strf") + 8 + 4, 16000, 16000)  # BITMAPINFOHEADER biWidth, biHeight
+    at = 0
+    while (at := avi.find(b"\xff\xc0", at)) >= 0:  # each JPEG's SOF0: length, precision, height, width
+        struct.pack_into(">HH", avi, at + 5, 16000, 16000)
+        at += 2
+    (directory / "huge_mjpeg.avi").write_bytes(avi)
+    small.unlink()
+    return {
+        "random_frames.mp4": "decode failed",
+        "truncated_download.mp4": "decode stopped early",
+        "huge_mjpeg.avi": "video decode failed",
+    }
+
+
 def make_testsrc_video(
-    path: Path, seconds: float = 2.0, *, audio: bool = True, size: str = "320x240", fps: int = 25
+    path: Path,
+    seconds: float = 2.0,
+    *,
+    audio: bool = True,
+    size: str = "320x240",
+    fps: int = 25,
+    faststart: bool = False,
 ) -> Path:
-    """A faceless synthetic clip (colour bars + tone), for checks that need no faces."""
+    """A faceless synthetic clip (colour bars + tone), for checks that need no faces.
+
+    ``faststart``: the mp4 index (moov) before the frames, as streaming servers want it.
+    """
     inputs = ["-f", "lavfi", "-i", f"testsrc=size={size}:rate={fps}"]
     if audio:
         inputs += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"]
     codecs = ["-c:v", "libx264", "-pix_fmt", "yuv420p"] + (["-c:a", "aac"] if audio else [])
+    codecs += ["-movflags", "+faststart"] if faststart else []
     ffmpeg(*inputs, "-t", str(seconds), *codecs, str(path))
     return path
 

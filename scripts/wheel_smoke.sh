@@ -19,6 +19,7 @@ tops=$(cut -d/ -f1 "$work/contents" | grep -v '\.dist-info$' | sort -u | tr '\n'
 [ "$tops" = "affectflow " ] || { echo "wheel: top-level entries are '$tops', expected only affectflow" >&2; exit 1; }
 grep -q '^affectflow/sql/views.sql$' "$work/contents" || { echo "wheel: no sql/views.sql" >&2; exit 1; }
 grep -q '^affectflow/model/checkpoints/.*\.pt$' "$work/contents" || { echo "wheel: no checkpoint" >&2; exit 1; }
+grep -q '^affectflow/tasks/speech/ge2e_calibration.npz$' "$work/contents" || { echo "wheel: no diarizer calibration" >&2; exit 1; }
 
 "$python" -m venv "$work/venv"
 site_packages() { "$1" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'; }

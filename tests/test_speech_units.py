@@ -136,40 +136,95 @@ def test_words_index_the_vad_chunk_they_start_in() -> None:
     assert [chunk_index(chunks, t) for t in (0.5, 19.9, 21.0, 44.0)] == [0, 0, 1, 1]
 
 
-def test_eigengap_clustering_counts_well_separated_voices() -> None:
-    from affectflow.tasks.speech.clustering import EigengapClustering
+def clustering(threshold: float = 0.675, size_bonus: float = 0.6, min_cluster_size: int = 5):  # type: ignore[no-untyped-def]
+    from affectflow.tasks.speech.clustering import Calibration, ConstrainedClustering
 
+    return ConstrainedClustering(Calibration(np.zeros(256), threshold, size_bonus, min_cluster_size), 8)
+
+
+def voices(rng: np.random.Generator, true_k: int, per_voice: int = 20) -> np.ndarray:
+    centres = np.linalg.qr(rng.normal(size=(256, 4)))[0].T[:true_k]  # orthogonal unit voices
+    return np.concatenate([c + 0.04 * rng.normal(size=(per_voice, 256)) for c in centres])  # (k * per_voice, 256)
+
+
+def test_constrained_clustering_counts_well_separated_voices() -> None:
     rng = np.random.default_rng(0)
-    for true_k in (1, 2, 3):
-        centres = np.linalg.qr(rng.normal(size=(256, 3)))[0].T[:true_k]  # orthogonal unit voices
-        embeddings = np.concatenate([c + 0.04 * rng.normal(size=(20, 256)) for c in centres])
-        clusters = EigengapClustering(0.35, 0.5, 8).cluster(embeddings, min_clusters=1, max_clusters=8)
+    for true_k in (1, 2, 3, 4):
+        embeddings = voices(rng, true_k)
+        clusters = clustering().cluster_windows(embeddings, np.arange(len(embeddings)), 1, 8)
         assert len(set(clusters)) == true_k
         assert all(len(set(clusters[i * 20 : (i + 1) * 20])) == 1 for i in range(true_k))
 
 
+def test_one_window_s_local_speakers_are_never_one_cluster() -> None:
+    rng = np.random.default_rng(2)
+    embeddings = voices(rng, 1, per_voice=30)  # one voice everywhere ...
+    chunks = np.repeat(np.arange(15), 2)  # ... but the segmentation saw two speakers in every window
+    clusters = clustering().cluster_windows(embeddings, chunks, 1, 8)
+    assert len(set(clusters)) == 2
+    assert all(clusters[2 * w] != clusters[2 * w + 1] for w in range(15))
+
+
+def test_a_few_stray_embeddings_are_not_a_speaker() -> None:
+    rng = np.random.default_rng(3)
+    stray = np.linalg.qr(rng.normal(size=(256, 4)))[0].T[3]  # a fourth direction, 3 embeddings only
+    embeddings = np.concatenate([voices(rng, 2), stray + 0.04 * rng.normal(size=(3, 256))])
+    clusters = clustering().cluster_windows(embeddings, np.arange(len(embeddings)), 1, 8)
+    assert len(set(clusters)) == 2
+
+
+def test_speaker_bounds_are_kept() -> None:
+    rng = np.random.default_rng(4)
+    embeddings = voices(rng, 3)
+    chunks = np.arange(len(embeddings))
+    assert len(set(clustering().cluster_windows(embeddings, chunks, 1, 2))) == 2  # max_speakers
+    assert len(set(clustering().cluster_windows(embeddings, chunks, 4, 8))) == 4  # min_speakers
+    assert len(set(clustering().cluster_windows(embeddings, chunks, 3, 3))) == 3  # num_speakers
+    three_per_window = np.repeat(np.arange(20), 3)  # the segmentation saw three speakers in every window
+    assert len(set(clustering().cluster_windows(embeddings, three_per_window, 2, 2))) == 2  # the bound wins
+
+
+def test_windows_without_clean_speech_give_one_speaker_without_error() -> None:
+    from pyannote.core import SlidingWindow, SlidingWindowFeature
+
+    embeddings = np.full((4, 3, 256), np.nan)  # no local speaker had enough speech for an embedding
+    segmentations = SlidingWindowFeature(np.zeros((4, 293, 3)), SlidingWindow(duration=5.0, step=1.0))
+    hard, _, centroids = clustering()(embeddings, segmentations, min_clusters=1, max_clusters=np.inf)
+    assert hard.shape == (4, 3) and (hard == 0).all() and centroids.shape == (1, 256)
+
+
 def test_long_videos_cluster_a_sample_and_assign_every_embedding(monkeypatch: pytest.MonkeyPatch) -> None:
     import affectflow.tasks.speech.clustering
-    from affectflow.tasks.speech.clustering import EigengapClustering
+    from affectflow.tasks.speech.clustering import ConstrainedClustering
 
     rng = np.random.default_rng(1)
     centres = np.linalg.qr(rng.normal(size=(256, 3)))[0].T  # three orthogonal unit voices
     truth = rng.integers(0, 3, size=3000)  # who speaks in each window, interleaved over the timeline
     embeddings = centres[truth] + 0.04 * rng.normal(size=(3000, 256))
     seen: list[int] = []
-    real_cluster_unit = EigengapClustering.cluster_unit
+    real_cluster_unit = ConstrainedClustering.cluster_unit
 
     def spy(self, unit, *args):  # type: ignore[no-untyped-def]
         seen.append(len(unit))
         return real_cluster_unit(self, unit, *args)
 
-    monkeypatch.setattr(EigengapClustering, "cluster_unit", spy)
-    clusters = EigengapClustering(0.35, 0.5, 8).cluster(embeddings, min_clusters=1, max_clusters=8)
+    monkeypatch.setattr(ConstrainedClustering, "cluster_unit", spy)
+    clusters = clustering().cluster_windows(embeddings, np.arange(3000), 1, 8)
     assert (
         seen == [1500] and affectflow.tasks.speech.clustering.MAX_CLUSTERED == 1500
-    )  # the n × n affinity stays bounded
+    )  # the n × n similarities stay bounded
     assert len(clusters) == 3000
     assert all(len(set(clusters[truth == k])) == 1 for k in range(3)) and len(set(clusters)) == 3
+
+
+def test_quiet_stretches_are_cut_out_of_turns() -> None:
+    from affectflow.tasks.speech.diarize import quiet_regions, without_quiet
+
+    audio = np.concatenate([0.1 * np.ones(16000), np.zeros(8000), 0.1 * np.ones(16000), np.zeros(800)])
+    quiet = quiet_regions(audio.astype(np.float32))  # 1 s loud, 0.5 s silent, 1 s loud, 0.05 s silent
+    assert quiet == [pytest.approx((1.0, 1.5))]  # the 50 ms at the end is too short to count
+    assert without_quiet(0.0, 3.0, quiet) == [(0.0, pytest.approx(1.0)), (pytest.approx(1.5), 3.0)]
+    assert without_quiet(1.1, 1.4, quiet) == []
 
 
 def test_speaker_turns_become_whisper_chunks_that_cover_all_speech() -> None:
@@ -194,3 +249,53 @@ def test_speaker_turns_become_whisper_chunks_that_cover_all_speech() -> None:
 
 def test_no_turns_means_no_chunks() -> None:
     assert chunks_of_turns([], duration_s=60.0) == []
+
+
+def test_silent_masked_speech_gives_no_embedding_instead_of_an_error() -> None:
+    import torch
+
+    from affectflow.tasks.speech.clustering import ResemblyzerEmbedding
+
+    waveforms = torch.zeros(2, 1, 5 * 16000)  # two 5 s windows of digital silence ...
+    waveforms[1, 0, :16000] = 0.1 * torch.randn(16000)  # ... the second with 1 s of noise first
+    weights = torch.zeros(2, 293)
+    weights[:, 100:] = 1.0  # the mask selects the silent part of both
+    weights[1, :60] = 1.0  # and the noisy start of the second
+    embeddings = ResemblyzerEmbedding()(waveforms, weights)
+    assert torch.isnan(embeddings[0]).all() and torch.isfinite(embeddings[1]).all()
+
+
+def test_eigengap_clustering_counts_well_separated_voices() -> None:
+    from affectflow.tasks.speech.clustering import EigengapClustering
+
+    rng = np.random.default_rng(0)
+    for true_k in (1, 2, 3):
+        centres = np.linalg.qr(rng.normal(size=(256, 3)))[0].T[:true_k]  # orthogonal unit voices
+        embeddings = np.concatenate([c + 0.04 * rng.normal(size=(20, 256)) for c in centres])
+        clusters = EigengapClustering(0.35, 0.5, 8).cluster(embeddings, min_clusters=1, max_clusters=8)
+        assert len(set(clusters)) == true_k
+        assert all(len(set(clusters[i * 20 : (i + 1) * 20])) == 1 for i in range(true_k))
+
+
+def test_eigengap_on_long_videos_clusters_a_sample_and_assigns_every_embedding(monkeypatch: pytest.MonkeyPatch) -> None:
+    import affectflow.tasks.speech.clustering
+    from affectflow.tasks.speech.clustering import EigengapClustering
+
+    rng = np.random.default_rng(1)
+    centres = np.linalg.qr(rng.normal(size=(256, 3)))[0].T  # three orthogonal unit voices
+    truth = rng.integers(0, 3, size=3000)  # who speaks in each window, interleaved over the timeline
+    embeddings = centres[truth] + 0.04 * rng.normal(size=(3000, 256))
+    seen: list[int] = []
+    real_cluster_unit = EigengapClustering.cluster_unit
+
+    def spy(self, unit, *args):  # type: ignore[no-untyped-def]
+        seen.append(len(unit))
+        return real_cluster_unit(self, unit, *args)
+
+    monkeypatch.setattr(EigengapClustering, "cluster_unit", spy)
+    clusters = EigengapClustering(0.35, 0.5, 8).cluster(embeddings, min_clusters=1, max_clusters=8)
+    assert (
+        seen == [1500] and affectflow.tasks.speech.clustering.MAX_CLUSTERED == 1500
+    )  # the n × n affinity stays bounded
+    assert len(clusters) == 3000
+    assert all(len(set(clusters[truth == k])) == 1 for k in range(3)) and len(set(clusters)) == 3

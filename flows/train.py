@@ -1,12 +1,13 @@
 """Prefect flows that train RCMA on Aff-Wild2 and evaluate a checkpoint.
 
-``train-rcma``: (optionally) extract per-frame features of every video into a cache,
-load the official Train/Validation splits from it, fit, and keep the best checkpoint
-by validation CCC. ``evaluate-rcma``: score a checkpoint on a split, per video and
-overall, on the predictions ``affectflow run`` makes (model/windows.py). Both read the
-features cache only, so they run without the feature pipeline::
+``train-rcma``: (optionally) extract per-frame features of every video into a cache
+(``extract``: flows/affwild2.py runs the pipeline's own extractors on the official release;
+videos already cached are skipped), load the official Train/Validation splits from it, fit,
+and keep the best checkpoint by validation CCC. ``evaluate-rcma``: score a checkpoint on a
+split, per video and overall, on the predictions ``affectflow run`` makes (model/windows.py),
+and write them in the challenge's submission layout. Both read the features cache only::
 
-    <cache>/features.json                 {"visual": {"extractor": …, "dim": …}, …, "fps": …}
+    <cache>/features.json                 {"visual": {"extractor": …, "dim": …}, …, "fps": …, "choice": …}
     <cache>/<video>/<modality>.npy        (T, D) float32, one row per video frame
     <cache>/<video>/<modality>_mask.npy   (T,) bool, optional
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import asdict
@@ -50,23 +52,24 @@ from affectflow.tasks.progress import Hook
 
 DESCRIPTION = "features.json"
 
-# Who hears about each finished epoch (the CLI prints a line). A context variable, not a
-# flow parameter, because a callback is not a parameter a deployment can carry.
-epoch_listener: ContextVar[Hook | None] = ContextVar("epoch_listener", default=None)
+# Who hears the flow's progress lines: the features built, each finished epoch (the CLI prints
+# them). A context variable, not a flow parameter: a callback is not a parameter a deployment can carry.
+progress_listener: ContextVar[Hook | None] = ContextVar("progress_listener", default=None)
 
 
 @runtime_checkable
 class FeatureExtractor(Protocol):
-    """Per-frame features of one Aff-Wild2 video (``tasks/features.py`` provides the real one).
+    """Per-frame features of one Aff-Wild2 video (flows/affwild2.py ``ReleaseFeatures`` is the real one).
 
     Returns ``{modality: (T, D) float array}`` with T = the annotation's frame count, and
     optionally ``{modality}_mask`` (T,) bool where a frame has no real feature.
     ``names`` says which extractor made each modality; checkpoints record it.
     """
 
-    names: Mapping[str, str]
+    @property
+    def names(self) -> Mapping[str, str]: ...
 
-    def __call__(self, video_frames_dir: Path | None, annotation: Path) -> Mapping[str, np.ndarray]: ...
+    def __call__(self, video_frames_dir: Path | None, annotation: Path, /) -> Mapping[str, np.ndarray]: ...
 
 
 # -- tasks ----------------------------------------------------------------------------------
@@ -99,7 +102,7 @@ def fit_rcma(
     resume: dict[str, Any] | None,
 ) -> CheckpointInfo:
     """Train, saving the best checkpoint and the resume state after every epoch."""
-    hook = epoch_listener.get()
+    hook = progress_listener.get()
 
     def on_epoch(log: EpochLog, state: dict[str, Any]) -> None:
         if log.improved:
@@ -136,14 +139,27 @@ def train_flow(
     targets: tuple[str, ...] = TARGETS,
     resume: bool = False,
     extract: FeatureExtractor | None = None,
+    extract_only: bool = False,
 ) -> dict[str, Any]:
-    """Train RCMA; ``model`` / ``train`` override RCMAConfig / TrainConfig fields (paper defaults)."""
+    """Train RCMA; ``model`` / ``train`` override RCMAConfig / TrainConfig fields (paper defaults).
+
+    Returns the best validation metrics and ``features``: how many videos were extracted and
+    how many found cached (``extract_only``: only that, nothing is trained).
+    """
     root, cache, out_path = Path(affwild2), Path(features_cache), Path(out)
     videos = {split: find_videos(root, split) for split in ("train", "validation")}
+    counts = {"extracted": 0, "cached": sum(map(len, videos.values())), "seconds": 0.0}
     if extract is not None:
-        for split_videos in videos.values():
-            extract_features.map(split_videos, cache, extract).result()
-        _write_description(cache, extract, videos["train"][0].name)
+        started = time.perf_counter()
+        extracted = [done for v in videos.values() for done in extract_features.map(v, cache, extract).result()]
+        if any(extracted) or not (cache / DESCRIPTION).is_file():
+            _write_description(cache, extract, videos["train"][0].name)
+        seconds = round(time.perf_counter() - started, 1)
+        counts = {"extracted": sum(extracted), "cached": len(extracted) - sum(extracted), "seconds": seconds}
+        if hook := progress_listener.get():
+            hook(f"features: {counts['extracted']} extracted, {counts['cached']} cached, {seconds} s; {cache}", 1, 1)
+    if extract_only:
+        return {"features": counts}
     data = {split: load_split(v, cache, targets) for split, v in videos.items()}
     features = describe_cache(cache, data["train"][0])
 
@@ -163,21 +179,30 @@ def train_flow(
         training=_describe_training(root, cache, data, config),
     )
     info = fit_rcma(rcma, data, config, info, out_path, resume_state)
-    return info.metrics
+    return {**info.metrics, "features": counts}
 
 
 @flow(name="evaluate-rcma", validate_parameters=False)
 def evaluate_flow(
     checkpoint: str,
     affwild2: str,
-    features_cache: str,
+    features_cache: str | None = None,
     out_table: str | None = None,
     split: str = "validation",
     device: str = "cpu",
+    predictions: str | None = None,
 ) -> dict[str, Any]:
-    """CCC per video and overall on one split; also written to ``out_table`` (.csv or .parquet)."""
-    path, cache = Path(checkpoint), Path(features_cache)
+    """CCC per video and overall on one split; also written to ``out_table`` (.csv or .parquet).
+
+    ``features_cache`` defaults to the one the checkpoint was trained from; ``predictions``: a
+    folder for the per-frame predictions in the challenge's submission layout (``write_submission``).
+    """
+    path = Path(checkpoint)
     model, info = load_checkpoint(path, map_location=device)
+    cache_dir = features_cache or info.training.get("features_cache")
+    if not cache_dir:
+        raise CheckpointError(f"{path}: records no features cache; pass --features-cache")
+    cache = Path(cache_dir)
     data = load_split(find_videos(Path(affwild2), split), cache, tuple(info.targets))
     check_features(info, describe_cache(cache, data[0]), path)
     trained = info.training.get("config", {})  # its batch size and ablation; windows are model/windows.py's
@@ -185,6 +210,9 @@ def evaluate_flow(
     scores = evaluate(model.to(device), data, tuple(info.targets), config)
     if out_table:
         write_scores(Path(out_table), [*scores["videos"], scores["overall"]])
+    if predictions:
+        for name, frames in scores["predictions"].items():
+            write_submission(Path(predictions) / f"{name}.txt", frames, tuple(info.targets))
     return scores
 
 
@@ -220,12 +248,23 @@ def write_scores(path: Path, rows: list[dict[str, Any]]) -> None:
         raise ValueError(f"{path}: the scores table must end in .csv or .parquet")
 
 
+def write_submission(path: Path, frames: np.ndarray, targets: tuple[str, ...]) -> None:
+    """One video's predictions as the challenge takes them: a header of the targets, one row per frame.
+
+    ``frames`` (T, K) in [-1, 1] (clipped: the labels' range), T = the annotation's frame count.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [",".join(targets), *(",".join(f"{v:.6f}" for v in row) for row in np.clip(frames, -1, 1))]
+    path.write_text("\n".join(rows) + "\n")
+
+
 def _write_description(cache: Path, extract: FeatureExtractor, example: str) -> None:
     names = getattr(extract, "names", {})
     description: dict[str, Any] = {"fps": getattr(extract, "fps", None)}
     for m in MODALITIES:
         dim = int(np.load(cache / example / f"{m}.npy", mmap_mode="r").shape[1])
         description[m] = {"extractor": names.get(m, "unknown"), "dim": dim}
+    description.update(getattr(extract, "details", {}))  # flows/affwild2.py: registry names, transcription
     (cache / DESCRIPTION).write_text(json.dumps(description, indent=2))
 
 
@@ -236,10 +275,12 @@ def _describe_training(
         valid = sum(int(((v.labels >= -1) & (v.labels <= 1)).all(1).sum()) for v in videos)
         return {"videos": len(videos), "frames": sum(v.n_frames for v in videos), "valid_frames": valid}
 
+    described = json.loads((cache / DESCRIPTION).read_text()) if (cache / DESCRIPTION).is_file() else {}
     return {
         "dataset": "Aff-Wild2 (VA)",
         "root": str(root.resolve()),
         "features_cache": str(cache.resolve()),
+        "extraction": {k: described[k] for k in ("choice", "transcription") if k in described},
         "train": frames(data["train"]),
         "validation": frames(data["validation"]),
         "config": {k: v for k, v in asdict(config).items() if k != "device"},

@@ -93,15 +93,22 @@ def find_videos(root: Path, split: str) -> list[AffWild2Video]:
     return videos
 
 
-def frame_presence(frames_dir: Path | None, n_frames: int) -> np.ndarray:
-    """(T,) bool: True where the cropped-aligned face ``%05d.jpg`` (1-based) exists."""
-    present = np.zeros(n_frames, dtype=bool)
+def face_frames(frames_dir: Path | None, n_frames: int) -> dict[int, Path]:
+    """{0-based frame: its cropped-aligned face ``%05d.jpg`` (1-based name)} for frames < ``n_frames``."""
+    faces: dict[int, Path] = {}
     if frames_dir is None:
-        return present
+        return faces
     for entry in os.scandir(frames_dir):
         name = Path(entry.name)
         if name.suffix.lower() in (".jpg", ".png") and name.stem.isdigit() and 1 <= int(name.stem) <= n_frames:
-            present[int(name.stem) - 1] = True
+            faces[int(name.stem) - 1] = Path(entry.path)
+    return dict(sorted(faces.items()))
+
+
+def frame_presence(frames_dir: Path | None, n_frames: int) -> np.ndarray:
+    """(T,) bool: True where the cropped-aligned face ``%05d.jpg`` (1-based) exists."""
+    present = np.zeros(n_frames, dtype=bool)
+    present[list(face_frames(frames_dir, n_frames))] = True
     return present
 
 
@@ -179,13 +186,14 @@ def load_video(video: AffWild2Video, cache: Path, targets: tuple[str, ...] = TAR
     n = len(labels)
     features, masks = load_features(cache / video.name)
     for m in MODALITIES:
-        features[m], masks[m] = _fit_length(features[m], masks[m], n)
+        features[m], masks[m] = fit_length(features[m], masks[m], n)
     if video.frames_dir is not None:
         masks["visual"] = masks["visual"] & frame_presence(video.frames_dir, n)
     return VideoData(video.name, features, masks, labels)
 
 
-def _fit_length(x: np.ndarray, mask: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def fit_length(x: np.ndarray, mask: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n, D) rows and (n,) mask: extra rows dropped, missing ones zero and masked out."""
     if len(x) >= n:
         return x[:n], mask[:n].astype(bool)
     pad = n - len(x)

@@ -181,11 +181,15 @@ def predict(
 
 
 def evaluate(model: RCMA, videos: list[VideoData], targets: tuple[str, ...], config: TrainConfig) -> dict[str, Any]:
-    """CCC per video and overall (all valid frames concatenated, as the challenge scores)."""
+    """CCC per video and overall (all valid frames concatenated, as the challenge scores).
+
+    Also ``predictions``: {video: (T, K)} the per-frame predictions that were scored.
+    """
     predictions = predict(model, videos, config)
     rows = [_scores(video.name, p, video.labels, targets) for video, p in zip(videos, predictions, strict=True)]
     overall = _scores("ALL", np.concatenate(predictions), np.concatenate([v.labels for v in videos]), targets)
-    return {"videos": rows, "overall": overall}
+    named = {video.name: p for video, p in zip(videos, predictions, strict=True)}
+    return {"videos": rows, "overall": overall, "predictions": named}
 
 
 def model_inputs(batch: dict[str, Any], device: torch.device) -> dict[str, torch.Tensor]:

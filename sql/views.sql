@@ -249,3 +249,62 @@ SELECT * EXCLUDE (level, speaker, n_tracks) FROM emotion_summary WHERE level = '
 
 CREATE OR REPLACE VIEW speaker_summary AS
 SELECT * EXCLUDE (level, track_id) FROM emotion_summary WHERE level = 'speaker';
+
+
+-- ---------------------------------------------------------------------------------------
+-- People across the corpus (tasks/people/, docs/people.md).
+-- ---------------------------------------------------------------------------------------
+
+-- Identity embeddings (biometric data): one vector per face track and per diarized voice.
+CREATE OR REPLACE VIEW identities AS
+SELECT rows.* FROM {identities} AS rows JOIN (SELECT DISTINCT video_id FROM videos) USING (video_id);
+
+-- Each link writes a snapshot under link_id=<id> (a Hive partition), `people` last: only the
+-- newest committed link counts, so a link that stopped half-way is never seen.
+CREATE OR REPLACE VIEW people AS
+SELECT * FROM {people} WHERE link_id = (SELECT max(link_id) FROM {people});
+
+CREATE OR REPLACE VIEW person_tracks AS
+SELECT rows.*
+FROM {person_tracks} AS rows
+JOIN (SELECT DISTINCT video_id FROM videos) USING (video_id)
+WHERE rows.link_id = (SELECT max(link_id) FROM {people});
+
+CREATE OR REPLACE VIEW person_decisions AS
+SELECT * FROM {person_decisions} WHERE link_id = (SELECT max(link_id) FROM {people});
+
+-- Every emotion row of a person's face tracks: one person over every video.
+CREATE OR REPLACE VIEW person_timeline AS
+SELECT p.person_id, pe.name, e.video_id, e.track_id, e.t, e.valence, e.arousal, e.speaking
+FROM emotions AS e
+JOIN person_tracks AS p ON p.video_id = e.video_id AND p.track_id = e.track_id
+JOIN people AS pe USING (person_id);
+
+-- One row per person: where they appear and how they feel on average (seconds are face-track seconds).
+CREATE OR REPLACE VIEW person_summary AS
+WITH seen AS (
+    SELECT
+        t.person_id,
+        count(*) AS n_frames,
+        count(*) / any_value(v.analysis_fps) AS seconds,
+        count_if(t.speaking) / any_value(v.analysis_fps) AS speaking_s,
+        avg(t.valence) AS valence_mean,
+        avg(t.arousal) AS arousal_mean
+    FROM person_timeline AS t
+    JOIN videos AS v USING (video_id)
+    GROUP BY t.person_id, t.video_id
+)
+SELECT
+    pe.person_id,
+    pe.name,
+    pe.n_videos,
+    pe.n_tracks,
+    pe.first_seen,
+    pe.last_seen,
+    sum(s.seconds) AS seconds,
+    sum(s.speaking_s) AS speaking_s,
+    sum(s.valence_mean * s.n_frames) / sum(s.n_frames) AS valence_mean,
+    sum(s.arousal_mean * s.n_frames) / sum(s.n_frames) AS arousal_mean
+FROM people AS pe
+LEFT JOIN seen AS s USING (person_id)
+GROUP BY ALL;

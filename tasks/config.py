@@ -14,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from affectflow.tasks.defaults import ALL_STAGES, DEFAULT_FPS, VIDEO_EXTENSIONS  # noqa: F401 - re-exported
 from affectflow.tasks.emotions.infer import EmotionConfig
 from affectflow.tasks.faces.stage import FacesConfig
+from affectflow.tasks.people.config import IdentityConfig
 from affectflow.tasks.speaking.stage import SpeakingConfig
 from affectflow.tasks.speech.diarize import DiarizeConfig
 from affectflow.tasks.speech.transcribe import TranscribeConfig
@@ -36,6 +37,7 @@ class PipelineConfig:
     transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
     speaking: SpeakingConfig = field(default_factory=SpeakingConfig)
     emotions: EmotionConfig = field(default_factory=EmotionConfig)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)  # identity embeddings for the people step
 
     def __post_init__(self) -> None:
         if not 0 < self.fps <= 120:

@@ -18,6 +18,7 @@ from affectflow.flows.parameters import RUN_OPTIONS, RUN_PARAMETERS
 from affectflow.tasks.config import PipelineConfig
 from affectflow.tasks.emotions.infer import EmotionConfig
 from affectflow.tasks.faces.stage import FacesConfig
+from affectflow.tasks.people.config import IdentityConfig
 from affectflow.tasks.speech.diarize import DiarizeConfig
 from affectflow.tasks.speech.transcribe import TranscribeConfig
 
@@ -67,6 +68,7 @@ def test_each_config_parameter_sets_its_field() -> None:
         "asr_model": "tiny.en",
         "language": "fr",
         "emotion_model": "teachers",
+        "no_identity": True,
     }
     assert {p.name for p in RUN_PARAMETERS if p.config} == set(given)
     config = pipeline_config(flow_parameters("s", "o", **given))
@@ -77,6 +79,7 @@ def test_each_config_parameter_sets_its_field() -> None:
         diarize=DiarizeConfig(num_speakers=2, min_speakers=1, max_speakers=3),
         transcribe=TranscribeConfig(model_dir="tiny.en", language="fr"),
         emotions=EmotionConfig(model="teachers"),
+        identity=IdentityConfig(off=True),
     )
 
 

@@ -28,8 +28,14 @@ def _turns(video_id: str, n: int) -> pa.Table:
 
 
 def test_every_table_has_a_schema_with_video_or_run_key() -> None:
-    assert set(SCHEMAS) == {"videos", "faces", "tracks", "speaker_turns", "words", "emotions", "runs"}
+    from affectflow.tasks.storage.tables import PEOPLE_TABLES
+
+    tables = {"videos", "faces", "tracks", "speaker_turns", "words", "emotions", "identities", "runs"}
+    assert set(SCHEMAS) == tables | set(PEOPLE_TABLES)
     for name, schema in SCHEMAS.items():
+        if name in PEOPLE_TABLES:
+            assert schema.field(-1).name == "link_id"  # a people link's snapshot: its Hive partition
+            continue
         assert schema.field(0).name == ("run_id" if name == "runs" else "video_id")
 
 

@@ -121,8 +121,62 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("versions", pa.string()),  # JSON
         ]
     ),
+    # Biometric data (docs/people.md): one identity embedding per face track and per diarized voice.
+    "identities": pa.schema(
+        [
+            ("video_id", pa.string()),
+            ("kind", pa.string()),  # face | voice
+            ("track_id", pa.int32()),  # face: the track; NULL for a voice
+            ("speaker", pa.string()),  # voice: the diarized label; NULL for a face
+            ("model", pa.string()),  # the embedding model: only vectors of one model are ever compared
+            ("dim", pa.int32()),
+            ("vector", pa.list_(pa.float32())),  # L2-normalised mean of the track's / voice's embeddings
+            ("n", pa.int32()),  # face rows (face) or speech chunks (voice) averaged
+        ]
+    ),
+    # Corpus-wide people (tasks/people/): one snapshot per link, ``<table>/link_id=<id>/part-0.parquet``;
+    # ``link_id`` is the Hive partition (not a column of the files), ``people`` is written last.
+    "person_tracks": pa.schema(
+        [
+            ("video_id", pa.string()),
+            ("track_id", pa.int32()),  # NULL: a voice with no face in this video
+            ("speaker", pa.string()),  # NULL: a face with no voice of its own
+            ("person_id", pa.string()),
+            ("similarity", pa.float32()),  # cosine similarity to the person when joined; NULL: it founded them
+            ("evidence", pa.string()),  # face | voice | both | new | manual
+            ("link_id", pa.string()),
+        ]
+    ),
+    "person_decisions": pa.schema(
+        [
+            ("seq", pa.int32()),  # order in which the decisions were made (and are re-applied)
+            ("action", pa.string()),  # name | merge | split
+            ("person_id", pa.string()),
+            ("other", pa.string()),  # merge: the person folded into person_id; name: the name
+            ("video_id", pa.string()),  # split: the track/voice moved to a new person
+            ("track_id", pa.int32()),
+            ("speaker", pa.string()),
+            ("made", pa.timestamp("us", tz="UTC")),
+            ("link_id", pa.string()),
+        ]
+    ),
+    "people": pa.schema(
+        [
+            ("person_id", pa.string()),
+            ("name", pa.string()),
+            ("n_videos", pa.int32()),
+            ("n_tracks", pa.int32()),  # face tracks and face-less voices
+            ("first_seen", pa.timestamp("us", tz="UTC")),  # the earliest of their videos' runs
+            ("last_seen", pa.timestamp("us", tz="UTC")),
+            ("face_model", pa.string()),
+            ("voice_model", pa.string()),
+            ("thresholds", pa.string()),  # JSON: the similarity thresholds this link used
+            ("link_id", pa.string()),
+        ]
+    ),
 }
-VIDEO_TABLES = ("faces", "tracks", "speaker_turns", "words", "emotions")  # written before "videos"
+VIDEO_TABLES = ("faces", "tracks", "speaker_turns", "words", "emotions", "identities")  # written before "videos"
+PEOPLE_TABLES = ("person_tracks", "person_decisions", "people")  # one snapshot per link, "people" last
 TABLES = tuple(SCHEMAS)
 
 
@@ -206,3 +260,8 @@ def emotions_table(video_id: str, emotions: Emotions) -> pa.Table:
             "model": [emotions.model] * n,
         },
     )
+
+
+def identities_table(video_id: str, rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+    """One row per identity embedding (tasks/people/identity.py's ``Identity`` fields)."""
+    return to_table("identities", [dict(video_id=video_id, **row) for row in rows])

@@ -1,4 +1,4 @@
-"""What a corpus run shows in the Prefect UI: a progress bar and a summary table with plot links."""
+"""What a corpus run shows in the Prefect UI: a progress bar, a summary table with plot and report links, the index."""
 
 from __future__ import annotations
 
@@ -6,7 +6,12 @@ import logging
 from typing import Any
 from uuid import UUID
 
-from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 
 from affectflow.flows.video import VideoResult
 
@@ -27,7 +32,9 @@ class RunArtifacts:
         if self.progress_id is not None:
             _quietly(update_progress_artifact, self.progress_id, 100.0 * done / self.total)
 
-    def summary(self, results: list[VideoResult], plots: dict[str, str]) -> None:
+    def summary(
+        self, results: list[VideoResult], plots: dict[str, str], reports: dict[str, str], index: str | None = None
+    ) -> None:
         rows = [
             {
                 "video": r.name,
@@ -35,10 +42,19 @@ class RunArtifacts:
                 "seconds": r.elapsed_s,
                 "error": r.error,
                 "timeline": plots.get(r.video_id, ""),
+                "report": reports.get(r.video_id, ""),
             }
             for r in results
         ]
-        _quietly(create_table_artifact, rows, key="affectflow-run-summary", description="videos of this run")
+        where = f"; corpus index: {index}" if index else ""
+        _quietly(create_table_artifact, rows, key="affectflow-run-summary", description=f"videos of this run{where}")
+        if index:
+            _quietly(
+                create_markdown_artifact,
+                f"[Corpus index]({index}): every video with its status, numbers and report page.",
+                key="affectflow-corpus-index",
+                description="the corpus index page",
+            )
 
 
 def _quietly(fn: Any, *args: Any, **kwargs: Any) -> Any:

@@ -74,11 +74,13 @@ def write_video(
     speakers: tuple[str, ...] = ("SPEAKER_00", "SPEAKER_01"),
     seed: int = 0,
     run_id: str = "run-synthetic",
+    words: list[dict] | None = None,
 ) -> list[Turn]:
-    """Write one committed video's tables; returns its speaker turns."""
+    """Write one committed video's tables; returns its speaker turns. ``words`` replaces the generated ones."""
     rng = np.random.default_rng(seed)
     turns = _turns(rng, duration_s, speakers)
-    words = _words(rng, video_id, turns)
+    generated = _words(rng, video_id, turns)
+    words = generated if words is None else [{"video_id": video_id, "model": "synthetic", **w} for w in words]
     emotions = _emotions(rng, video_id, turns, duration_s, n_tracks, speakers, fps)
     tables = {
         "speaker_turns": to_table(

@@ -1,4 +1,4 @@
-"""The ``affectflow`` command line: run, sql, plot, demo, train, evaluate.
+"""The ``affectflow`` command line: run, sql, plot, export, report, people, demo, train, evaluate, distill.
 
 Errors a user can fix are one line on stderr with a non-zero exit status; stack
 traces only with ``--debug``.
@@ -9,15 +9,22 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import traceback
 import warnings
 from collections.abc import Sequence
 from types import ModuleType
 from typing import NoReturn
 
+from affectflow.flows.parameters import UsageError
+
+# The exit statuses (README, "Exit codes"); the same with --debug, which only adds the traceback.
+EXIT_OK = 0  # every video ok or skipped; a query or plot done
 EXIT_FAILED_VIDEOS = 1  # the run finished, but some videos failed
-EXIT_USAGE = 2
-EXIT_FATAL = 3  # nothing could run: missing tool, missing source, bad output root
+EXIT_USAGE = UsageError.exit_status  # 2: what was typed is wrong: an option, a value, a query
+EXIT_FATAL = 3  # nothing could run: missing tool, missing source, unusable output root
+EXIT_INTERRUPTED = 128  # + the signal: 130 for SIGINT (Ctrl-C), 143 for SIGTERM
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,14 +37,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_prefect(args.verbose)
     try:
         return int(args.func(args))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:  # tasks/progress.Interrupted carries SIGTERM's number
         print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as err:
+        return EXIT_INTERRUPTED + getattr(err, "signum", signal.SIGINT)
+    except Exception as err:  # noqa: BLE001 - every error becomes one line and its exit status
         if args.debug:
-            raise
+            traceback.print_exc()
         print(f"error: {_one_line(err)}", file=sys.stderr)
-        return EXIT_FATAL
+        return EXIT_USAGE if isinstance(err, UsageError) else EXIT_FATAL
 
 
 class OneLineErrors(argparse.ArgumentParser):
@@ -83,9 +90,9 @@ def _command_in(argv: Sequence[str]) -> str:
 
 def _command_modules() -> list[ModuleType]:
     """Command groups owned by their own modules (SQL and plots, training, distillation); cheap to import."""
-    from affectflow.flows import cli_distill, cli_query, cli_train
+    from affectflow.flows import cli_distill, cli_export, cli_people, cli_query, cli_train
 
-    return [cli_query, cli_train, cli_distill]
+    return [cli_query, cli_export, cli_people, cli_train, cli_distill]
 
 
 def _add_run(commands: argparse._SubParsersAction) -> None:
@@ -97,7 +104,8 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
         description=(
             "Process every video under SOURCE (a folder, a file, or an fsspec URL such as s3://bucket/prefix) "
             "into Parquet tables under OUT. Videos already done with the same bytes and configuration are "
-            "skipped. Exit status: 0 when every video is ok or skipped, 1 when any failed (after the rest finished)."
+            "skipped. Exit status: 0 when every video is ok or skipped, 1 when any failed (after the rest "
+            "finished), 2 for a bad option, 3 when nothing could run, 130/143 when interrupted (README, Exit codes)."
         ),
     )
     add_run_options(run)  # flows/parameters.py: one option per parameter of the process-corpus flow
@@ -120,7 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     options = cli_values(args)
     summary = run_with_progress(options.pop("source"), options.pop("out"), **options)
-    return 0 if summary.ok else EXIT_FAILED_VIDEOS
+    return EXIT_OK if summary.ok else EXIT_FAILED_VIDEOS
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

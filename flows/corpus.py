@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, get_type_hints
 
 from prefect import flow, get_run_logger, task
@@ -18,12 +19,13 @@ from prefect.futures import PrefectFuture, as_completed
 
 from affectflow.flows.artifacts import RunArtifacts
 from affectflow.flows.parameters import RUN_OPTIONS, RUN_PARAMETERS, with_run_parameters
+from affectflow.flows.publish import publish
 from affectflow.flows.scaleout import Submit, video_submitter
 from affectflow.flows.video import IO_RETRIES, VideoResult, retry_transient_io
 from affectflow.tasks.config import PipelineConfig, pipeline_version
 from affectflow.tasks.media.tools import check_tools
 from affectflow.tasks.storage.discover import SourceFile, discover
-from affectflow.tasks.storage.fs import check_root
+from affectflow.tasks.storage.fs import check_root, is_local
 from affectflow.tasks.storage.store import Store
 from affectflow.tasks.storage.tables import to_table
 
@@ -34,6 +36,67 @@ OnVideoDone = Callable[[VideoResult, int, int], None]  # (result, n_done, n_tota
 video_done_listener: ContextVar[OnVideoDone | None] = ContextVar("video_done_listener", default=None)
 
 
+@dataclass(frozen=True)
+class Preflight:
+    """What a caller (the CLI) already checked and found, so the flow does not do it twice (issue 16)."""
+
+    source: str
+    out: str
+    files: list[SourceFile]
+
+
+# Set by the CLI after its preflight, which runs before Prefect starts; a deployment has none
+# and the flow checks for itself.
+preflight_done: ContextVar[Preflight | None] = ContextVar("preflight_done", default=None)
+
+
+class OutputRootError(Exception):
+    """The output root cannot take the tables (a file, a read-only or missing mount)."""
+
+
+def preflight(
+    source: str,
+    out: str,
+    config: PipelineConfig | None = None,
+    list_videos: Callable[[str], list[SourceFile]] | None = None,
+) -> Preflight:
+    """Fail in a second, before any video is touched, on what would stop the whole run.
+
+    Missing ffmpeg, an unusable bucket, a Whisper model directory that is not one, a source
+    that does not exist or holds no videos, a local ``out`` that is not a writable directory:
+    one line. Nothing is written but ``out`` itself (created) once everything else passed.
+    ``list_videos`` lists the source (default ``discover``; the flow passes its retried task).
+    """
+    from affectflow.tasks.speech.transcribe import resolve_model_dir
+
+    check_tools()
+    for root in (source, out):
+        check_root(root)  # one-line error before anything is written: credentials, bucket, endpoint
+    if config is not None and "transcribe" in config.stages:
+        resolve_model_dir(config.transcribe.model_dir)
+    files = (list_videos or discover)(source)
+    check_writable(out)
+    return Preflight(source, out, files)
+
+
+def check_writable(out: str) -> None:
+    """A local ``out`` is created, then a probe file written and removed there (object stores: the bucket check)."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(out)
+    if not is_local(fs):
+        return
+    root = Path(path)
+    probe = root / f".affectflow-probe-{uuid.uuid4().hex}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        reason = "it is a file" if root.is_file() else (err.strerror or type(err).__name__)
+        raise OutputRootError(f"cannot write tables under --out {out}: {reason}") from None
+
+
 @dataclass
 class RunSummary:
     run_id: str
@@ -41,6 +104,7 @@ class RunSummary:
     out: str
     results: list[VideoResult] = field(default_factory=list)
     elapsed_s: float = 0.0
+    index: str | None = None  # the corpus index page (<out>/reports/index.html), when written
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.results)
@@ -79,6 +143,8 @@ def run_corpus(
     work_dir: str | None = None,
     dask_address: str | None = None,
     dask_local_workers: int = 0,
+    no_reports: bool = False,
+    export_formats: list[str] | None = None,
 ) -> RunSummary:
     """Body of the corpus flow (see ``process_corpus``)."""
     if workers < 1:
@@ -90,10 +156,11 @@ def run_corpus(
     started = datetime.now(UTC)
     run_id = _run_id()
     store = Store(out)
-    check_tools()
-    for root in (source, out):
-        check_root(root)  # one-line error before anything is written: credentials, bucket, endpoint
-    files = discover_videos(source)
+    checked = preflight_done.get()
+    if checked is not None and (checked.source, checked.out) == (source, out):
+        files = checked.files
+    else:
+        files = preflight(source, out, config, list_videos=discover_videos).files
     summary = RunSummary(run_id, source, out)
     todo = []
     for source_file in files:
@@ -111,7 +178,12 @@ def run_corpus(
         jobs = _bounded_map(submit, todo, workers, out, config, run_id, work_dir, video_timeout_s)
         for source_file, future in jobs:
             _report(_outcome(source_file, future), summary, len(files), on_video_done, artifacts)
-    artifacts.summary(summary.results, _timeline_plots(store, summary.results))
+    _link_people(out, config, summary.results)
+    plots = _timeline_plots(store, summary.results)
+    processed = [r.video_id for r in summary.results if r.status == "ok" and r.video_id]
+    pages = publish(store, processed, reports=not no_reports, export_formats=export_formats or ())
+    summary.index = pages.pop("index", None)
+    artifacts.summary(summary.results, plots, pages, summary.index)
     summary.elapsed_s = (datetime.now(UTC) - started).total_seconds()
     store.write("runs", run_id, to_table("runs", [_run_row(summary, config, started, force, workers)]))
     logger.info(
@@ -158,6 +230,22 @@ def _report(
     artifacts.video_done(len(summary.results))
     if on_video_done is not None:
         on_video_done(result, len(summary.results), total)
+
+
+def _link_people(out: str, config: PipelineConfig, results: list[VideoResult]) -> None:
+    """The people step (docs/people.md) after the videos, when identities are on and a video was redone.
+
+    Idempotent and incremental: ids already given never change. Like the plots, a failure is
+    a warning and never fails the run (`affectflow people link` redoes it).
+    """
+    if config.identity.off or not any(r.status == "ok" for r in results):
+        return
+    from affectflow.flows.people import link_people
+
+    try:
+        link_people(out)
+    except Exception as err:  # noqa: BLE001 - the videos' tables are the product; people can be relinked
+        get_run_logger().warning("people not linked (run `affectflow people link --out OUT`): %s", err)
 
 
 def _timeline_plots(store: Store, results: list[VideoResult]) -> dict[str, str]:

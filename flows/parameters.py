@@ -15,18 +15,28 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from affectflow.flows.cli_export import format_list
 from affectflow.tasks.defaults import ALL_STAGES, DEFAULT_FPS
 from affectflow.tasks.emotions import MODELS as EMOTION_MODELS
 from affectflow.tasks.faces import BACKENDS as FACE_BACKENDS
 from affectflow.tasks.speech import DIARIZERS
 
 REQUIRED: Any = inspect.Parameter.empty
+MIN_FPS = 0.1  # one frame every 10 s; below it a clip gets a frame or none, "ok" with nothing analysed
+NO_STAGES = "none"  # --stages none: stage, probe and extract audio only (an empty --stages is a typo)
+
+
+class UsageError(Exception):
+    """A value the command cannot use, found after parsing (exit status 2, like argparse's own errors)."""
+
+    exit_status = 2
 
 
 @dataclass(frozen=True)
@@ -59,16 +69,20 @@ class Parameter:
         return f"{self.default:g}" if isinstance(self.default, float) else str(self.default)
 
 
-def _positive(convert: Callable[[str], float], what: str) -> Callable[[str], Any]:
-    """An argparse type: ``convert`` the text, refuse what is not a number above 0."""
+def _positive(convert: Callable[[str], float], what: str, minimum: float = 0.0) -> Callable[[str], Any]:
+    """An argparse type: ``convert`` the text, refuse what is not a finite number above ``minimum`` (at least it)."""
 
     def parse(text: str) -> float:
         try:
             value = convert(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
         if not value > 0:
             raise argparse.ArgumentTypeError("must be greater than 0")
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum:g}, got {text!r}")
         return value
 
     return parse
@@ -76,11 +90,18 @@ def _positive(convert: Callable[[str], float], what: str) -> Callable[[str], Any
 
 positive_float = _positive(float, "a number")
 positive_int = _positive(int, "a whole number")
+frame_rate = _positive(float, "a number", minimum=MIN_FPS)
 
 
 def stage_list(text: str) -> list[str]:
-    """``faces,diarize`` → the stages, refusing unknown ones ("" → none: media staging only)."""
-    stages = [s for s in text.split(",") if s]
+    """``faces,diarize`` → the stages, refusing unknown ones and an empty list (``none`` → media staging only)."""
+    if text.strip() == NO_STAGES:
+        return []
+    stages = [s.strip() for s in text.split(",") if s.strip()]
+    if not stages:
+        raise argparse.ArgumentTypeError(
+            f"no stage given; name some of {','.join(ALL_STAGES)}, or {NO_STAGES} for media staging only"
+        )
     unknown = sorted(set(stages) - set(ALL_STAGES))
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown stage(s) {', '.join(unknown)}; choose from {','.join(ALL_STAGES)}")
@@ -100,7 +121,7 @@ RUN_PARAMETERS: tuple[Parameter, ...] = (
         "analysed frames per second (capped at the video's own rate)",
         DEFAULT_FPS,
         "--fps",
-        positive_float,
+        frame_rate,
         config="fps",
     ),
     Parameter("force", bool, "redo videos that are already done", False, "--force"),
@@ -117,7 +138,7 @@ RUN_PARAMETERS: tuple[Parameter, ...] = (
     Parameter(
         "stages",
         list[str] | None,
-        "comma-separated analysis stages to run; a stage that does not run writes no rows",
+        f"comma-separated analysis stages to run ({NO_STAGES}: media only); a stage that does not run writes no rows",
         None,
         "--stages",
         stage_list,
@@ -213,6 +234,31 @@ RUN_PARAMETERS: tuple[Parameter, ...] = (
         "--emotion-model",
         choices=EMOTION_MODELS,
         config="emotions.model",
+    ),
+    Parameter(
+        "no_identity",
+        bool,
+        "compute no identity embeddings (face and voice biometrics) and so no people step",
+        False,
+        "--no-identity",
+        config="identity.off",
+    ),
+    Parameter(
+        "no_reports",
+        bool,
+        "write no report pages (<out>/reports/: one per processed video and the corpus index)",
+        False,
+        "--no-reports",
+    ),
+    Parameter(
+        "export_formats",
+        list[str] | None,
+        "also export each processed video to <out>/exports/ in these formats (csv,json,srt,vtt,rttm,eaf,textgrid, all)",
+        None,
+        "--export",
+        format_list,
+        metavar="FORMATS",
+        shown_default="none",
     ),
     Parameter(
         "dask_address",

@@ -9,7 +9,7 @@ no rows ever come from a stage that did not run. Model-backed stages carry the
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,17 @@ from prefect.cache_policies import NO_CACHE
 
 from affectflow.tasks.config import PipelineConfig
 from affectflow.tasks.media.frames import FrameSource, iter_frames
+from affectflow.tasks.people.identity import Identity
 from affectflow.tasks.progress import Hook, no_progress
 from affectflow.tasks.records import Emotions, FaceTracks, MediaInfo, SpeakerTurn, Speaking, StagedVideo, Word
-from affectflow.tasks.storage.tables import emotions_table, faces_table, tracks_table, turns_table, words_table
+from affectflow.tasks.storage.tables import (
+    emotions_table,
+    faces_table,
+    identities_table,
+    tracks_table,
+    turns_table,
+    words_table,
+)
 
 
 @dataclass
@@ -41,6 +49,8 @@ class StageOutputs:
     words: list[Word] | None = None  # speakers assigned
     speaking: Speaking | None = None  # who is speaking: each face track's own voice (the "speaking" stage)
     emotions: Emotions | None = None
+    face_identities: list[Identity] | None = None  # one per track (None: faces did not run, or --no-identity)
+    voice_identities: list[Identity] | None = None  # one per voice of the final turns
     backends: dict[str, str] = field(default_factory=dict)  # stage -> backend and weights
     n_frames_analysed: int = 0
     hook: Hook = no_progress  # progress + per-video deadline, called by stages at natural steps
@@ -59,6 +69,9 @@ class StageOutputs:
             tables["words"] = words_table(video_id, self.words, self.backends.get("transcribe", ""))
         if self.emotions is not None:
             tables["emotions"] = emotions_table(video_id, self.emotions)
+        if self.face_identities is not None or self.voice_identities is not None:
+            identities = [*(self.face_identities or []), *(self.voice_identities or [])]
+            tables["identities"] = identities_table(video_id, [asdict(i) for i in identities])
         return tables
 
 
@@ -74,7 +87,12 @@ def detect_faces(outputs: StageOutputs) -> dict[str, Any]:
     config = outputs.config
     frames = outputs.frames(outputs.staged.path, outputs.info, config.fps, max_side=config.max_side)
     result = track_faces(frames, config.faces, outputs.work_dir / "faces", hook=outputs.hook)
-    return {"faces": result, "n_frames_analysed": result.n_frames_analysed, "backend": result.backend}
+    additions = {"faces": result, "n_frames_analysed": result.n_frames_analysed, "backend": result.backend}
+    if not config.identity.off:
+        from affectflow.tasks.people.identity import face_identities
+
+        additions["face_identities"] = face_identities(result)  # means of the rows' embeddings: cheap
+    return additions
 
 
 @task(name="diarize", **MODEL_TASK)
@@ -82,7 +100,16 @@ def diarize_speech(outputs: StageOutputs) -> dict[str, Any]:
     from affectflow.tasks.speech.diarize import diarize
 
     result = diarize(outputs.wav, outputs.config.diarize, hook=outputs.hook)
-    return {"turns": result.turns, "backend": result.backend}
+    return {"turns": result.turns, "backend": result.backend, **voices_of(outputs, result.turns)}
+
+
+def voices_of(outputs: StageOutputs, turns: list[SpeakerTurn]) -> dict[str, Any]:
+    """The voices' identity embeddings of these turns, by the diarizer's own embedding model (unless --no-identity)."""
+    if outputs.config.identity.off:
+        return {}
+    from affectflow.tasks.people.identity import voice_identities
+
+    return {"voice_identities": voice_identities(outputs.wav, turns, outputs.config.diarize)}
 
 
 @task(name="transcribe", **MODEL_TASK)
@@ -99,7 +126,6 @@ def transcribe_speech(outputs: StageOutputs) -> dict[str, Any]:
 def find_speaking(outputs: StageOutputs) -> dict[str, Any]:
     """Who is speaking; when faces split a voice cluster, the turns and the words' speakers follow."""
     from affectflow.tasks.speaking.stage import find_speakers
-    from affectflow.tasks.speech.attribution import assign_speakers
 
     assert outputs.faces is not None  # the stage is ready only then
     config = outputs.config
@@ -110,10 +136,22 @@ def find_speaking(outputs: StageOutputs) -> dict[str, Any]:
     )  # fmt: skip
     additions: dict[str, Any] = {"speaking": result, "backend": result.backend}
     if outputs.turns is not None and result.turns != turns:
-        additions["turns"] = result.turns
-        if outputs.words is not None:
-            additions["words"] = assign_speakers(outputs.words, result.turns)
+        additions["turns"] = result.turns  # the words follow once transcription is done too: words_follow_turns
+        additions.update(voices_of(outputs, result.turns))  # a split voice is two voices
     return additions
+
+
+def words_follow_turns(outputs: StageOutputs) -> None:
+    """Give the words the final turns' speakers, once both branches are done.
+
+    The speaking stage runs beside transcription (it needs only faces and turns), so the
+    words may come before or after it splits a voice; attributing them here, after both,
+    is right either way. Attribution is a cheap interval lookup, so it is simply redone.
+    """
+    from affectflow.tasks.speech.attribution import assign_speakers
+
+    if outputs.speaking is not None and outputs.words is not None and outputs.turns is not None:
+        outputs.words = assign_speakers(outputs.words, outputs.turns)
 
 
 @task(name="emotions", **MODEL_TASK)
@@ -142,6 +180,7 @@ class Stage:
     task: Callable[[StageOutputs], dict[str, Any]]
     ready: Callable[[StageOutputs], bool]
     branch: str  # stages of one branch run in order; the "faces" and "speech" branches side by side
+    after: tuple[str, ...] = ()  # stages of the other branch whose results this one waits for
 
     def plain(self) -> Stage:
         """The same stage calling its function directly, outside Prefect's task machinery."""
@@ -162,7 +201,8 @@ STAGES = (
     Stage("faces", detect_faces, _always, branch="faces"),
     Stage("diarize", diarize_speech, _always, branch="speech"),
     Stage("transcribe", transcribe_speech, _always, branch="speech"),
-    Stage("speaking", find_speaking, lambda outputs: outputs.faces is not None, branch="fusion"),
+    # needs faces and turns, not words: it runs beside transcription, the words follow afterwards
+    Stage("speaking", find_speaking, lambda outputs: outputs.faces is not None, branch="faces", after=("diarize",)),
     Stage("emotions", infer_emotions, lambda outputs: outputs.faces is not None, branch="fusion"),
 )
 PARALLEL_BRANCHES = ("faces", "speech")  # share no inputs but the staged video and its audio

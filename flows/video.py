@@ -25,21 +25,23 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from affectflow.flows.stages import PARALLEL_BRANCHES, STAGES, Stage, StageOutputs
+from affectflow.flows.stages import PARALLEL_BRANCHES, STAGES, Stage, StageOutputs, words_follow_turns
 from affectflow.tasks.config import PipelineConfig, pipeline_version
 from affectflow.tasks.media import audio, staging
 from affectflow.tasks.media.frames import FrameSource, iter_frames
 from affectflow.tasks.media.probe import probe
-from affectflow.tasks.media.tools import MediaError
-from affectflow.tasks.progress import Hook, all_of, no_progress
+from affectflow.tasks.media.tools import DecodeInterruptedError, MediaError
+from affectflow.tasks.progress import STOP, Hook, Interrupted, all_of, no_progress
 from affectflow.tasks.records import MediaInfo, StagedVideo
 from affectflow.tasks.storage.discover import SourceError, SourceFile
 from affectflow.tasks.storage.store import Store, StoreError
 
 T = TypeVar("T")
+SIGNAL_GRACE_S = 0.2  # how long a failed tool waits for the run's stop (see analyse; the handler takes ms)
 IO_RETRIES: dict[str, Any] = dict(retries=3, retry_delay_seconds=[1, 4, 16], cache_policy=NO_CACHE)
 
 
@@ -47,8 +49,10 @@ def retry_transient_io(task: Any, task_run: Any, state: Any) -> bool:
     """Retry transient I/O; a bad file or a missing source stays so however often it is read."""
     try:
         state.result()
-    except (MediaError, SourceError, FileNotFoundError, IsADirectoryError, PermissionError):
+    except (MediaError, SourceError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
         return False
+    except OSError as err:
+        return err.errno not in staging.PERMANENT_ERRNOS  # ELOOP and the like: a source that stays unreadable
     except StoreError as err:
         return err.transient
     except Exception:  # noqa: BLE001 - anything else may be transient (network, S3 5xx)
@@ -110,30 +114,48 @@ class BranchStoppedError(Exception):
 def run_stages(
     outputs: StageOutputs, wanted: Sequence[str], timed: Callable[..., Any], stages: Sequence[Stage] = STAGES
 ) -> None:
-    """faces ‖ (diarize → transcribe), then emotions: the DAG of docs/architecture.md.
+    """(faces → speaking) ‖ (diarize → transcribe), then emotions: the DAG of docs/architecture.md.
 
     The faces branch runs in a thread beside the speech branch: they share only the
     staged video and its audio, and their models run in native code that releases the
-    GIL, so the two overlap on a multi-core machine. When one branch fails, the other
-    stops at its next progress step and the failing branch's error is raised.
+    GIL, so the two overlap on a multi-core machine. A stage with ``after`` waits for
+    those stages of the other branch (speaking waits for the turns, then runs beside
+    transcription). When one branch fails, the other stops at its next progress step
+    and the failing branch's error is raised.
     """
     deadline = outputs.hook
     failed = threading.Event()
+    finished = {stage.name: threading.Event() for stage in stages}  # set once a stage is done or will not run
 
     def hook(step: str, completed: int, total: int | None) -> None:
         if failed.is_set():
             raise BranchStoppedError(f"stopped during {step}: the other branch failed")
         deadline(step, completed, total)
 
+    def wait_for(stage: Stage) -> None:
+        # no progress hook while waiting (the timer would charge the wait to a step); the other
+        # branch calls its own and sets `failed` when it stops, on a timeout too
+        for name in stage.after:
+            while not finished[name].wait(0.1):
+                if failed.is_set():
+                    raise BranchStoppedError(f"stopped before {stage.name}: the other branch failed")
+
     def run_branch(branch: str) -> None:
+        mine = [stage for stage in stages if stage.branch == branch]
         try:
-            for stage in stages:
-                if stage.branch == branch and stage.name in wanted and stage.ready(outputs):
-                    with _one_at_a_time(stage.name):
-                        timed(stage.name, stage.run, outputs)
+            for stage in mine:
+                if stage.name in wanted:
+                    wait_for(stage)
+                    if stage.ready(outputs):
+                        with _one_at_a_time(stage.name):
+                            timed(stage.name, stage.run, outputs)
+                finished[stage.name].set()
         except BaseException:
             failed.set()
             raise
+        finally:
+            for stage in mine:  # a failed branch releases whoever waits on it (they see `failed`)
+                finished[stage.name].set()
 
     outputs.hook = hook
     errors: list[BaseException] = []
@@ -151,6 +173,7 @@ def run_stages(
         outputs.hook = deadline
     if errors:
         raise next((err for err in errors if not isinstance(err, BranchStoppedError)), errors[0])
+    words_follow_turns(outputs)
     run_branch("fusion")
 
 
@@ -260,7 +283,7 @@ def run_video(
     clock = time.perf_counter()
     work_dir = Path(tempfile.mkdtemp(prefix="affectflow-", dir=work_root))
     try:
-        hook = all_of(deadline_hook(timeout_s), timer.step)
+        hook = all_of(STOP.check, deadline_hook(timeout_s), timer.step)  # a signal stops the stages first
         analysis = analyse(source, out, config, work_dir, steps, timer, hook, frames)
         video_id = analysis.staged.video_id if analysis.staged else f"u{_short_hash(source.uri)}"
         row = _video_row(source, video_id, analysis, config, run_id, started, timer.seconds)
@@ -294,7 +317,12 @@ def analyse(
         outputs.wav = timer("audio", steps.audio, analysis.staged, analysis.info, work_dir)
         run_stages(outputs, config.stages, timer, steps.stages)
         analysis.outputs = outputs
-    except Exception as err:  # noqa: BLE001 - one bad video must never stop the corpus
+    except Exception as err:  # one bad video must never stop the corpus
+        # A tool that failed as the run was signalled most likely died of that signal: the whole
+        # process group gets it at once, the main thread's handler sets STOP a moment later.
+        # Seen without this: a SIGTERM to the group committed a video `failed` ("ffprobe failed").
+        if isinstance(err, MediaError | DecodeInterruptedError) and STOP.wait(SIGNAL_GRACE_S):
+            raise Interrupted(STOP.signum) from err
         analysis.status, analysis.error = failure_status(err)
         if not isinstance(err, MediaError):
             _log().error("%s failed:\n%s", source.uri, traceback.format_exc())
@@ -321,6 +349,7 @@ def commit(
 ) -> tuple[str, str]:
     """Write the video's tables (its ``videos`` row last), then its manifest; the final status."""
     status, error = analysis.status, analysis.error
+    STOP.check("write", 0, None)  # interrupted (a short decode may look finished): write nothing
     try:
         timer("write", steps.write, out, video_id, tables, row)
         Store(out).write_manifest(source.uri, _manifest(source, video_id, config, status, error))
@@ -330,10 +359,25 @@ def commit(
 
 
 def _forget_previous_version(store: Store, uri: str, video_id: str) -> None:
-    """A file that changed is a new video: the rows of its old bytes go."""
+    """A file that changed is a new video: the rows of its old bytes go, and only its own.
+
+    Ids are per source file (``StagedVideo.video_id``), so the previous id is this file's; the
+    check on the ``videos`` row's URI also protects outputs written when ids were content
+    hashes, shared by identical files.
+    """
     previous = (store.read_manifest(uri) or {}).get("video_id")
-    if previous and previous != video_id:
+    if previous and previous != video_id and _committed_uri(store, previous) in (uri, None):
         store.delete_video(previous)
+
+
+def _committed_uri(store: Store, video_id: str) -> str | None:
+    """The source URI in a video's ``videos`` row; None when it has none."""
+    path = store.file("videos", video_id)
+    if not store.fs.exists(path):
+        return None
+    with store.fs.open(path, "rb") as handle:
+        uris = pq.read_table(handle, columns=["uri"]).column("uri").to_pylist()
+    return uris[0] if uris else None
 
 
 def _video_row(

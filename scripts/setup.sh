@@ -10,16 +10,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# chromium: the headless browser of the report tests only (Debian's package; Playwright drives it).
+packages=(ffmpeg espeak-ng sox chromium)
 need=()
-for tool in ffmpeg ffprobe espeak-ng sox; do command -v "$tool" >/dev/null || need+=("$tool"); done
-if [ ${#need[@]} -gt 0 ]; then
-  if [ "$(id -u)" != 0 ]; then
-    echo "missing: ${need[*]} — install them with: sudo apt-get install -y ffmpeg espeak-ng sox" >&2
-    exit 1
-  fi
-  echo "installing system packages: ffmpeg espeak-ng sox"
+for tool in ffmpeg ffprobe espeak-ng sox chromium; do command -v "$tool" >/dev/null || need+=("$tool"); done
+if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
+  echo "installing system packages: ${packages[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg espeak-ng sox >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
+elif [ "${need[*]}" = chromium ]; then
+  echo "note: no chromium — only the report browser tests need it: sudo apt-get install -y chromium" >&2
+elif [ ${#need[@]} -gt 0 ]; then
+  echo "missing: ${need[*]} — install them with: sudo apt-get install -y ${packages[*]}" >&2
+  exit 1
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv

@@ -37,7 +37,18 @@ ALLOWED: dict[str, set[str]] = {
     "emotions": {"records", "progress", "media", "features", "model", "settings", "devices"},
     "speaking": {"records", "progress", "media", "settings"},  # who is speaking: faces and turns meet as records
     "query": {"storage"},
-    "config": {"defaults", "faces", "speech", "emotions", "speaking"},
+    "exports": {"query"},  # the read side: rows through the views, into other formats
+    "reports": {"query", "exports", "media", "storage"},  # pages: the exports' rows, thumbnails from the source
+    "config": {"defaults", "faces", "speech", "emotions", "speaking", "people"},
+    "people": {
+        "records",
+        "media",
+        "faces",
+        "speech",
+        "devices",
+        "storage",
+        "query",
+    },  # identities, then linking over the views
     "synth": {"media"},  # generated test/demo media: no stage, so it cannot depend on what it tests
 }
 

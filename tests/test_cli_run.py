@@ -45,7 +45,7 @@ def test_run_records_every_video_then_skips_then_forces(
     root, expected_errors = corpus
     out = tmp_path / "out"
     started = time.perf_counter()
-    assert main(["run", str(root), "--out", str(out), "--stages", ""]) == 1  # bad files failed
+    assert main(["run", str(root), "--out", str(out), "--stages", "none"]) == 1  # bad files failed
     first_s = time.perf_counter() - started
 
     rows = {r["name"]: r for r in _sql_csv(capsys, out, "SELECT * FROM videos ORDER BY name")}
@@ -66,7 +66,7 @@ def test_run_records_every_video_then_skips_then_forces(
         assert message in rows[name]["error"] and "\n" not in rows[name]["error"]
 
     started = time.perf_counter()
-    assert main(["run", str(root), "--out", str(out), "--stages", ""]) == 0  # all skipped: nothing failed now
+    assert main(["run", str(root), "--out", str(out), "--stages", "none"]) == 0  # all skipped: nothing failed now
     second_s = time.perf_counter() - started
     assert second_s < first_s
     assert _sql_csv(capsys, out, "SELECT count(*) AS n FROM videos") == [{"n": "5"}]
@@ -74,7 +74,7 @@ def test_run_records_every_video_then_skips_then_forces(
     assert runs == [{"n_ok": "2", "n_failed": "3", "n_skipped": "0"}, {"n_ok": "0", "n_failed": "0", "n_skipped": "5"}]
 
     first_finish = _sql_csv(capsys, out, "SELECT finished FROM videos WHERE name = 'with audio.mp4'")
-    main(["run", str(root), "--out", str(out), "--stages", "", "--force"])
+    main(["run", str(root), "--out", str(out), "--stages", "none", "--force"])
     assert _sql_csv(capsys, out, "SELECT count(*) AS n FROM videos") == [{"n": "5"}]
     assert _sql_csv(capsys, out, "SELECT finished FROM videos WHERE name = 'with audio.mp4'") != first_finish
 
@@ -84,10 +84,10 @@ def test_changed_file_is_processed_again(tmp_path: Path, capsys: pytest.CaptureF
     root.mkdir()
     clip = make_testsrc_video(root / "clip.mp4", seconds=1.0)
     out = tmp_path / "out"
-    assert main(["run", str(root), "--out", str(out), "--stages", ""]) == 0
+    assert main(["run", str(root), "--out", str(out), "--stages", "none"]) == 0
     make_testsrc_video(tmp_path / "other.mp4", seconds=1.5)
     shutil.copy(tmp_path / "other.mp4", clip)
-    assert main(["run", str(root), "--out", str(out), "--stages", ""]) == 0
+    assert main(["run", str(root), "--out", str(out), "--stages", "none"]) == 0
     rows = _sql_csv(capsys, out, "SELECT duration_s FROM videos")
     assert [float(r["duration_s"]) for r in rows] == [pytest.approx(1.5, abs=0.05)]  # old row replaced
 
@@ -131,7 +131,7 @@ def test_emotion_model_option_changes_the_config_hash() -> None:
 
 def test_speaker_bounds_are_checked_before_anything_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
-    assert main(["run", str(tmp_path), "--out", str(out), "--min-speakers", "3", "--max-speakers", "2"]) == 3
+    assert main(["run", str(tmp_path), "--out", str(out), "--min-speakers", "3", "--max-speakers", "2"]) == 2  # usage
     err = capsys.readouterr().err
     assert err == "error: min_speakers (3) is larger than max_speakers (2)\n"
     with pytest.raises(SystemExit) as exit_info:
@@ -170,3 +170,47 @@ def test_speaker_count_and_asr_model_reach_the_speech_stages(
     assert main(["run", str(tmp_path / "videos"), "--out", str(out), *speech]) == 0
     assert " ok " in capsys.readouterr().err
     assert _sql_csv(capsys, out, "SELECT count(DISTINCT speaker) AS n FROM speaker_turns") == [{"n": "2"}]
+
+
+def test_the_preflight_runs_once_per_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 16: the CLI checks tools and lists the source before Prefect starts; the flow does not redo it."""
+    from affectflow.flows import corpus
+    from affectflow.tasks.media import tools
+    from affectflow.tasks.storage import discover as discover_module
+
+    calls: list[str] = []
+
+    def counted(name: str, real):  # type: ignore[no-untyped-def]
+        return lambda *args: calls.append(name) or real(*args)
+
+    for module in (corpus, tools):
+        monkeypatch.setattr(module, "check_tools", counted("tools", tools.check_tools))
+    for module in (corpus, discover_module):
+        monkeypatch.setattr(module, "discover", counted("discover", discover_module.discover))
+    root = tmp_path / "corpus"
+    root.mkdir()
+    make_testsrc_video(root / "clip.mp4", seconds=1.0)
+    assert main(["run", str(root), "--out", str(tmp_path / "out"), "--stages", "none"]) == 0
+    assert sorted(calls) == ["discover", "tools"]
+
+
+def test_a_run_writes_the_report_index_and_the_exports_it_is_asked_for(
+    corpus: tuple[Path, dict[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, expected_errors = corpus
+    out = tmp_path / "out"
+    assert main(["run", str(root), "--out", str(out), "--stages", "none", "--export", "rttm,csv"]) == 1
+    assert f"report: {out / 'reports' / 'index.html'}" in capsys.readouterr().out
+    ok = _sql_csv(capsys, out, "SELECT video_id, name FROM videos WHERE status = 'ok' ORDER BY name")
+    assert len(ok) == 2
+    pages = sorted(p.name for p in (out / "reports").iterdir())
+    assert pages == sorted(["index.html", *(f"{v['video_id']}.html" for v in ok)])
+    index = (out / "reports" / "index.html").read_text()
+    assert all(name in index for name in expected_errors)  # every failed file is listed with its error
+    exported = sorted(p.name for p in (out / "exports").iterdir())
+    assert exported == sorted(
+        f"{Path(v['name']).stem}.{v['video_id']}.{ext}" for v in ok for ext in ("rttm", "emotions.csv")
+    )
+    other = tmp_path / "other"
+    assert main(["run", str(root), "--out", str(other), "--stages", "none", "--no-reports"]) == 1
+    assert not (other / "reports").exists() and not (other / "exports").exists()

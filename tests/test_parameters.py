@@ -52,6 +52,7 @@ def test_every_option_reaches_its_flow_parameter() -> None:
         *("--stages", "faces,emotions", "--work-dir", "W", "--faces-backend", "insightface"),
         *("--diarizer", "pyannote", "--speakers", "2", "--min-speakers", "1", "--max-speakers", "4"),
         *("--asr-model", "tiny.en", "--language", "fr", "--emotion-model", "teachers", "--dask-local", "2"),
+        *("--no-identity", "--no-reports", "--export", "srt,eaf"),
     )
     assert given == {
         "source": "SRC",
@@ -70,11 +71,14 @@ def test_every_option_reaches_its_flow_parameter() -> None:
         "asr_model": "tiny.en",
         "language": "fr",
         "emotion_model": "teachers",
+        "no_identity": True,
+        "no_reports": True,
+        "export_formats": ["srt", "eaf"],
         "dask_address": None,
         "dask_local_workers": 2,
     }
     assert parse("S", "--out", "O", "--dask-address", "tcp://h:1")["dask_address"] == "tcp://h:1"
-    assert parse("S", "--out", "O", "--stages", "")["stages"] == []  # media staging only
+    assert parse("S", "--out", "O", "--stages", "none")["stages"] == []  # media staging only
 
 
 def test_choices_and_their_defaults_are_the_registries() -> None:

@@ -99,7 +99,8 @@ def stop_on_signals() -> Iterator[None]:
     read, write = os.pipe()
     os.set_blocking(write, False)
     old_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
-    threading.Thread(target=_watch_wakeups, args=(read,), name="affectflow-signals", daemon=True).start()
+    watcher = threading.Thread(target=_watch_wakeups, args=(read,), name="affectflow-signals", daemon=True)
+    watcher.start()
     try:
         yield
     finally:
@@ -108,6 +109,7 @@ def stop_on_signals() -> Iterator[None]:
             signal.signal(signum, old)
         os.write(write, b"\0")  # ends the watcher
         os.close(write)
+        watcher.join(timeout=1.0)  # every wakeup byte read: STOP is final once this returns
 
 
 def _watch_wakeups(read: int) -> None:

@@ -193,28 +193,56 @@ def test_windows_without_clean_speech_give_one_speaker_without_error() -> None:
     assert hard.shape == (4, 3) and (hard == 0).all() and centroids.shape == (1, 256)
 
 
-def test_long_videos_cluster_a_sample_and_assign_every_embedding(monkeypatch: pytest.MonkeyPatch) -> None:
-    import affectflow.tasks.speech.clustering
-    from affectflow.tasks.speech.clustering import ConstrainedClustering
-
+def _long_video_voices() -> tuple[np.ndarray, np.ndarray]:
+    """3000 embeddings (≈ 40 min of windows) of three orthogonal voices interleaved over the timeline."""
     rng = np.random.default_rng(1)
     centres = np.linalg.qr(rng.normal(size=(256, 3)))[0].T  # three orthogonal unit voices
-    truth = rng.integers(0, 3, size=3000)  # who speaks in each window, interleaved over the timeline
-    embeddings = centres[truth] + 0.04 * rng.normal(size=(3000, 256))
+    truth = rng.integers(0, 3, size=3000)  # who speaks in each window
+    return centres[truth] + 0.04 * rng.normal(size=(3000, 256)), truth
+
+
+def _sizes_clustered(monkeypatch: pytest.MonkeyPatch, cls: type) -> list[int]:
+    """The number of embeddings each ``cls.cluster_unit`` call is given, as the calls happen."""
     seen: list[int] = []
-    real_cluster_unit = ConstrainedClustering.cluster_unit
+    real_cluster_unit = cls.cluster_unit
 
     def spy(self, unit, *args):  # type: ignore[no-untyped-def]
         seen.append(len(unit))
         return real_cluster_unit(self, unit, *args)
 
-    monkeypatch.setattr(ConstrainedClustering, "cluster_unit", spy)
+    monkeypatch.setattr(cls, "cluster_unit", spy)
+    return seen
+
+
+def _assert_every_voice_is_one_cluster(clusters: np.ndarray, truth: np.ndarray) -> None:
+    assert len(clusters) == 3000
+    assert all(len(set(clusters[truth == k])) == 1 for k in range(3)) and len(set(clusters)) == 3
+
+
+def test_long_videos_cluster_a_sample_and_assign_every_embedding(monkeypatch: pytest.MonkeyPatch) -> None:
+    import affectflow.tasks.speech.clustering
+    from affectflow.tasks.speech.clustering import ConstrainedClustering
+
+    embeddings, truth = _long_video_voices()
+    seen = _sizes_clustered(monkeypatch, ConstrainedClustering)
     clusters = clustering().cluster_windows(embeddings, np.arange(3000), 1, 8)
     assert (
         seen == [1500] and affectflow.tasks.speech.clustering.MAX_CLUSTERED == 1500
     )  # the n × n similarities stay bounded
-    assert len(clusters) == 3000
-    assert all(len(set(clusters[truth == k])) == 1 for k in range(3)) and len(set(clusters)) == 3
+    _assert_every_voice_is_one_cluster(clusters, truth)
+
+
+def test_eigengap_on_long_videos_clusters_a_sample_and_assigns_every_embedding(monkeypatch: pytest.MonkeyPatch) -> None:
+    import affectflow.tasks.speech.clustering
+    from affectflow.tasks.speech.clustering import EigengapClustering
+
+    embeddings, truth = _long_video_voices()
+    seen = _sizes_clustered(monkeypatch, EigengapClustering)
+    clusters = EigengapClustering(0.35, 0.5, 8).cluster(embeddings, min_clusters=1, max_clusters=8)
+    assert (
+        seen == [1500] and affectflow.tasks.speech.clustering.MAX_CLUSTERED == 1500
+    )  # the n × n affinity stays bounded
+    _assert_every_voice_is_one_cluster(clusters, truth)
 
 
 def test_quiet_stretches_are_cut_out_of_turns() -> None:
@@ -275,27 +303,3 @@ def test_eigengap_clustering_counts_well_separated_voices() -> None:
         clusters = EigengapClustering(0.35, 0.5, 8).cluster(embeddings, min_clusters=1, max_clusters=8)
         assert len(set(clusters)) == true_k
         assert all(len(set(clusters[i * 20 : (i + 1) * 20])) == 1 for i in range(true_k))
-
-
-def test_eigengap_on_long_videos_clusters_a_sample_and_assigns_every_embedding(monkeypatch: pytest.MonkeyPatch) -> None:
-    import affectflow.tasks.speech.clustering
-    from affectflow.tasks.speech.clustering import EigengapClustering
-
-    rng = np.random.default_rng(1)
-    centres = np.linalg.qr(rng.normal(size=(256, 3)))[0].T  # three orthogonal unit voices
-    truth = rng.integers(0, 3, size=3000)  # who speaks in each window, interleaved over the timeline
-    embeddings = centres[truth] + 0.04 * rng.normal(size=(3000, 256))
-    seen: list[int] = []
-    real_cluster_unit = EigengapClustering.cluster_unit
-
-    def spy(self, unit, *args):  # type: ignore[no-untyped-def]
-        seen.append(len(unit))
-        return real_cluster_unit(self, unit, *args)
-
-    monkeypatch.setattr(EigengapClustering, "cluster_unit", spy)
-    clusters = EigengapClustering(0.35, 0.5, 8).cluster(embeddings, min_clusters=1, max_clusters=8)
-    assert (
-        seen == [1500] and affectflow.tasks.speech.clustering.MAX_CLUSTERED == 1500
-    )  # the n × n affinity stays bounded
-    assert len(clusters) == 3000
-    assert all(len(set(clusters[truth == k])) == 1 for k in range(3)) and len(set(clusters)) == 3

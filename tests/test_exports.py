@@ -210,3 +210,29 @@ def test_cli_exit_codes_and_one_line_errors(out: str, tmp_path: Path, capsys: py
     with pytest.raises(SystemExit) as exit_:
         main(["export", "--out", out, "--to", str(tmp_path / "x"), "--format", "docx"])
     assert exit_.value.code == 2 and not (tmp_path / "x").exists()
+
+
+def test_csv_and_json_carry_the_corpus_person_of_each_track_and_voice(tmp_path: Path) -> None:
+    from affectflow.tasks.storage.store import write_file
+    from affectflow.tasks.storage.tables import to_table
+
+    out = str(tmp_path / "out")
+    write_video(Store(out), "people0000000000", duration_s=20.0, seed=5)
+    tracks = _table(out, "SELECT track_id, speaker FROM tracks ORDER BY track_id")
+    person = {int(t): f"P{int(t) + 7:06d}" for t in tracks.track_id}
+    rows = [dict(video_id="people0000000000", track_id=int(t), speaker=s, person_id=person[int(t)], evidence="face")
+            for t, s in zip(tracks.track_id, tracks.speaker, strict=True)]  # fmt: skip
+    link = f"{out}/{{}}/link_id=L000001/part-0.parquet"
+    write_file(link.format("person_tracks"), to_table("person_tracks", rows).drop_columns(["link_id"]))
+    people = to_table("people", [dict(person_id=p) for p in person.values()]).drop_columns(["link_id"])
+    write_file(link.format("people"), people)
+
+    to = tmp_path / "exports"
+    csv_path, json_path = export_videos(out, to, ["csv", "json"])
+    got = pd.read_csv(csv_path)
+    assert len(got) > 0 and (got.person_id == got.track_id.map(person)).all()
+    document = json.loads(json_path.read_text())
+    assert {t["track_id"]: t["person_id"] for t in document["emotions"][0]["tracks"]} == person
+    assert {t["track_id"]: t["person_id"] for t in document["tracks"]} == person
+    voiced = {s: person[int(t)] for t, s in zip(tracks.track_id, tracks.speaker, strict=True) if isinstance(s, str)}
+    assert voiced and all(turn["person_id"] == voiced.get(turn["speaker"]) for turn in document["speaker_turns"])

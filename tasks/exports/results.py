@@ -14,10 +14,10 @@ class VideoResults:
     """Every table's rows of one video; each frame sorted by time (s from the start of the video)."""
 
     video: dict[str, Any]  # the `videos` row
-    emotions: pd.DataFrame  # track_id, frame, t, valence, arousal ([-1, 1]), speaking, speaker, model
+    emotions: pd.DataFrame  # track_id, frame, t, valence, arousal ([-1, 1]), speaking, speaker, person_id, model
     words: pd.DataFrame  # word, start, end, score, speaker, segment, model
-    turns: pd.DataFrame  # speaker, start, end, model
-    tracks: pd.DataFrame  # track_id, first_t, last_t, n_faces, speaker, link_score, speaking_s, method
+    turns: pd.DataFrame  # speaker, person_id, start, end, model
+    tracks: pd.DataFrame  # track_id, person_id, first_t, last_t, n_faces, speaker, link_score, speaking_s, method
     faces: pd.DataFrame  # track_id, frame, t, x1, y1, x2, y2 (source pixels), score
 
     @property
@@ -33,11 +33,23 @@ class VideoResults:
         return str(self.video.get("name") or self.video.get("uri") or self.video_id)
 
 
+# person_id: the corpus-wide person of a face track or a voice (NULL before `affectflow people link`).
+TRACK_PEOPLE = (
+    "LEFT JOIN (SELECT video_id, track_id, any_value(person_id) AS person_id FROM person_tracks"
+    " WHERE track_id IS NOT NULL GROUP BY ALL) USING (video_id, track_id)"
+)
+SPEAKER_PEOPLE = (
+    "LEFT JOIN (SELECT video_id, speaker, any_value(person_id) AS person_id FROM person_tracks"
+    " WHERE speaker IS NOT NULL GROUP BY ALL) USING (video_id, speaker)"
+)
 QUERIES = {
-    "emotions": "SELECT track_id, frame, t, valence, arousal, speaking, speaker, model FROM emotions {where} ORDER BY track_id, t",
+    "emotions": "SELECT track_id, frame, t, valence, arousal, speaking, speaker, person_id, model"
+    f" FROM emotions {TRACK_PEOPLE} {{where}} ORDER BY track_id, t",
     "words": 'SELECT word, start, "end", score, speaker, segment, model FROM words {where} ORDER BY start, "end"',
-    "turns": 'SELECT speaker, start, "end", model FROM speaker_turns {where} ORDER BY start, "end"',
-    "tracks": "SELECT track_id, first_t, last_t, n_faces, speaker, link_score, speaking_s, method FROM tracks {where} ORDER BY track_id",
+    "turns": f'SELECT speaker, person_id, start, "end", model FROM speaker_turns {SPEAKER_PEOPLE} {{where}}'
+    ' ORDER BY start, "end"',
+    "tracks": "SELECT track_id, person_id, first_t, last_t, n_faces, speaker, link_score, speaking_s, method"
+    f" FROM tracks {TRACK_PEOPLE} {{where}} ORDER BY track_id",
     "faces": "SELECT track_id, frame, t, x1, y1, x2, y2, score FROM faces {where} ORDER BY track_id, t",
 }
 

@@ -12,7 +12,7 @@ import numpy as np
 from affectflow.tasks.exports.cues import cues
 from affectflow.tasks.exports.results import VideoResults
 
-CSV_COLUMNS = ["video_id", "track_id", "frame", "t", "valence", "arousal", "speaking", "speaker", "model"]
+CSV_COLUMNS = ["video_id", "track_id", "frame", "t", "valence", "arousal", "speaking", "speaker", "person_id", "model"]
 
 
 def write_csv(results: VideoResults, path: Path) -> None:
@@ -57,7 +57,8 @@ def _series(results: VideoResults) -> list[dict[str, Any]]:
     out = []
     for track_id, rows in results.emotions.groupby("track_id", sort=True):
         series = {k: rows[k].tolist() for k in ("frame", "t", "valence", "arousal", "speaking")}
-        out.append({"track_id": int(track_id), "speaker": _first(rows["speaker"]), **series})
+        person = {"speaker": _first(rows["speaker"]), "person_id": _first(rows["person_id"])}
+        out.append({"track_id": int(track_id), **person, **series})
     model = results.emotions["model"].dropna()
     return [{"model": str(model.iloc[0]) if len(model) else None, "tracks": out}] if out else []
 

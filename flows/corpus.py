@@ -25,7 +25,7 @@ from affectflow.flows.video import IO_RETRIES, VideoResult, retry_transient_io
 from affectflow.tasks.config import PipelineConfig, pipeline_version
 from affectflow.tasks.media.tools import check_tools
 from affectflow.tasks.storage.discover import SourceFile, discover
-from affectflow.tasks.storage.fs import check_root, is_local
+from affectflow.tasks.storage.fs import check_root, is_local, probe_writable
 from affectflow.tasks.storage.store import Store
 from affectflow.tasks.storage.tables import to_table
 
@@ -87,11 +87,8 @@ def check_writable(out: str) -> None:
     if not is_local(fs):
         return
     root = Path(path)
-    probe = root / f".affectflow-probe-{uuid.uuid4().hex}"
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
+        probe_writable(root)
     except OSError as err:
         reason = "it is a file" if root.is_file() else (err.strerror or type(err).__name__)
         raise OutputRootError(f"cannot write tables under --out {out}: {reason}") from None

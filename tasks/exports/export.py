@@ -23,6 +23,7 @@ from affectflow.tasks.exports.results import VideoResults, committed_videos, loa
 from affectflow.tasks.exports.subtitles import write_srt, write_vtt
 from affectflow.tasks.exports.tables import write_csv, write_json
 from affectflow.tasks.query.views import connect
+from affectflow.tasks.storage.fs import probe_writable
 
 Writer = Callable[[VideoResults, Path], None]
 
@@ -118,9 +119,7 @@ def _choose_videos(videos: pd.DataFrame, video_ids: Sequence[str]) -> list[tuple
 
 def _check_writable(to: Path) -> None:
     try:
-        to.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=to, prefix=".affectflow-probe-"):
-            pass
+        probe_writable(to)
     except OSError as err:
         raise ExportError(f"cannot write to {to}: {err.strerror or err}", usage=False) from err
 

@@ -10,6 +10,8 @@ for an S3-compatible server (MinIO, Ceph, moto), ``AWS_DEFAULT_REGION``, and
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -91,3 +93,15 @@ def endpoint() -> str:
 
 def _protocols(fs: fsspec.AbstractFileSystem) -> set[str]:
     return {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+
+
+def probe_writable(folder: str | os.PathLike[str]) -> None:
+    """Create the local ``folder`` and write and remove a probe file in it; OSError if that fails.
+
+    Run before any work, so an unwritable output root or export folder fails in a second, not
+    after the first video (the callers turn the OSError into their own one-line error).
+    """
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path, prefix=".affectflow-probe-"):
+        pass

@@ -36,7 +36,7 @@ from affectflow.flows.corpus import (
 )
 from affectflow.flows.parameters import UsageError
 from affectflow.flows.video import VideoResult
-from affectflow.tasks.progress import STOP, Interrupted
+from affectflow.tasks.progress import PROGRESS, STOP, Interrupted, StageProgress, describe
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 PR_SET_PDEATHSIG = 1  # linux/prctl.h: the signal a child gets when its parent dies
@@ -52,7 +52,9 @@ def run_with_progress(source: str, out: str, **options: Any) -> RunSummary:
     except ValueError as err:
         raise UsageError(str(err)) from None
     checked = preflight(source, out, config)  # before Prefect starts: a second, not a server start-up
-    bar = tqdm(total=0, unit="video", desc="videos", file=sys.stderr, disable=None, dynamic_ncols=True)
+    # disable=None: no bar (and no stage line) when stderr is not a TTY, unless AFFECTFLOW_PROGRESS=always
+    disable = False if os.environ.get("AFFECTFLOW_PROGRESS") == "always" else None
+    bar = tqdm(total=0, unit="video", desc="videos", file=sys.stderr, disable=disable, dynamic_ncols=True)
 
     def on_video_done(result: VideoResult, done: int, total: int) -> None:
         bar.total = total
@@ -61,7 +63,7 @@ def run_with_progress(source: str, out: str, **options: Any) -> RunSummary:
 
     tokens = video_done_listener.set(on_video_done), preflight_done.set(checked)
     try:
-        with stop_on_signals(), logs_to_stderr():
+        with stop_on_signals(), logs_to_stderr(), stage_postfix(bar, PROGRESS):
             start_ephemeral_server()
             summary: RunSummary = process_corpus(source, out, **options)
     finally:
@@ -70,6 +72,31 @@ def run_with_progress(source: str, out: str, **options: Any) -> RunSummary:
         bar.close()
     print_summary(summary)
     return summary
+
+
+@contextmanager
+def stage_postfix(bar: tqdm, registry: StageProgress, interval_s: float = 1.0) -> Iterator[None]:
+    """While inside, a daemon thread sets ``bar``'s postfix to the running videos' stages every ``interval_s``.
+
+    The stages' hooks only write the registry (any thread); this one thread draws, so a fast
+    hook never redraws the bar. Nothing runs for a disabled bar (non-TTY stderr).
+    """
+    if bar.disable:
+        yield
+        return
+    stopped = threading.Event()
+
+    def refresh() -> None:
+        while not stopped.wait(interval_s):
+            bar.set_postfix_str(describe(registry.snapshot()), refresh=True)
+
+    thread = threading.Thread(target=refresh, name="affectflow-stage-postfix", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stopped.set()
+        thread.join()
 
 
 @contextmanager

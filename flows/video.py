@@ -35,7 +35,7 @@ from affectflow.tasks.media import audio, staging
 from affectflow.tasks.media.frames import FrameSource, iter_frames
 from affectflow.tasks.media.probe import probe
 from affectflow.tasks.media.tools import DecodeInterruptedError, MediaError
-from affectflow.tasks.progress import STOP, Hook, Interrupted, all_of, no_progress
+from affectflow.tasks.progress import PROGRESS, STOP, Hook, Interrupted, all_of, no_progress
 from affectflow.tasks.records import MediaInfo, StagedVideo
 from affectflow.tasks.storage.discover import SourceError, SourceFile
 from affectflow.tasks.storage.store import Store, StoreError
@@ -283,7 +283,8 @@ def run_video(
     clock = time.perf_counter()
     work_dir = Path(tempfile.mkdtemp(prefix="affectflow-", dir=work_root))
     try:
-        hook = all_of(STOP.check, deadline_hook(timeout_s), timer.step)  # a signal stops the stages first
+        # a signal stops the stages first; PROGRESS feeds the CLI bar and the artifact
+        hook = all_of(STOP.check, deadline_hook(timeout_s), timer.step, PROGRESS.hook(source.name))
         analysis = analyse(source, out, config, work_dir, steps, timer, hook, frames)
         video_id = analysis.staged.video_id if analysis.staged else f"u{_short_hash(source.uri)}"
         row = _video_row(source, video_id, analysis, config, run_id, started, timer.seconds)
@@ -292,6 +293,7 @@ def run_video(
         row["finished"] = datetime.now(UTC)
         status, error = commit(out, source, video_id, tables, row, config, analysis, steps, timer)
     finally:
+        PROGRESS.clear(source.name)
         shutil.rmtree(work_dir, ignore_errors=True)
     _log().info("%s %s in %.1fs %s", status, source.name, time.perf_counter() - clock, error)
     return VideoResult(source.uri, status, video_id, error, round(time.perf_counter() - clock, 3), timer.seconds)

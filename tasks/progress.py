@@ -72,3 +72,71 @@ class StopRequest:
 
 
 STOP = StopRequest()
+
+
+# Steps whose hook reports seconds of audio, not frames (transcription, diarization).
+_SECONDS_STEPS = ("transcri", "diariz", "segmentation", "embedding")
+
+
+def unit_of(step: str) -> str:
+    """``"s"`` for steps counted in seconds of audio, ``""`` (frames) otherwise."""
+    return "s" if any(key in step for key in _SECONDS_STEPS) else ""
+
+
+class StageProgress:
+    """Process-wide latest ``(step, completed, total)`` per running video.
+
+    A lock, not ContextVars: videos run in Prefect task threads, the bar refreshes from another.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state: dict[str, tuple[str, int, int | None]] = {}
+
+    def report(self, video_name: str, step: str, completed: int, total: int | None) -> None:
+        with self._lock:
+            self._state[video_name] = (step, completed, total)
+
+    def clear(self, video_name: str) -> None:
+        with self._lock:
+            self._state.pop(video_name, None)
+
+    def snapshot(self) -> dict[str, tuple[str, int, int | None]]:
+        """A copy, safe to read without the lock."""
+        with self._lock:
+            return dict(self._state)
+
+    def hook(self, video_name: str) -> Hook:
+        """This video's hook, to add to its chain (:func:`all_of`)."""
+
+        def hook(step: str, completed: int, total: int | None) -> None:
+            self.report(video_name, step, completed, total)
+
+        return hook
+
+
+PROGRESS = StageProgress()
+
+
+def describe(snapshot: dict[str, tuple[str, int, int | None]]) -> str:
+    """One line for a bar's postfix: ``clip.mp4: faces 1200/9000; b.mp4: transcription 30/600s``."""
+    parts = []
+    for name, (step, completed, total) in sorted(snapshot.items()):
+        unit = unit_of(step)
+        done = f"{completed}/{total}{unit}" if total is not None else f"{completed}{unit}"
+        parts.append(f"{name}: {step} {done}")
+    return "; ".join(parts)
+
+
+class Throttle:
+    """Whether ``interval_s`` passed since the last yes; time injected (``now``) so tests need no sleep."""
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._last: float | None = None
+
+    def ready(self, now: float) -> bool:
+        if self._last is not None and now - self._last < self.interval_s:
+            return False
+        self._last = now
+        return True

@@ -37,7 +37,7 @@ ALLOWED: dict[str, set[str]] = {
     "emotions": {"records", "progress", "media", "features", "model", "settings", "devices"},
     "speaking": {"records", "progress", "media", "settings"},  # who is speaking: faces and turns meet as records
     "query": {"storage"},
-    "exports": {"query"},  # the read side: rows through the views, into other formats
+    "exports": {"query", "storage"},  # the read side: rows through the views, into other formats
     "reports": {"query", "exports", "media", "storage"},  # pages: the exports' rows, thumbnails from the source
     "config": {"defaults", "faces", "speech", "emotions", "speaking", "people"},
     "people": {

@@ -37,6 +37,7 @@ from affectflow.flows.corpus import (
 from affectflow.flows.parameters import UsageError
 from affectflow.flows.video import VideoResult
 from affectflow.tasks.progress import PROGRESS, STOP, Interrupted, StageProgress, describe
+from affectflow.tasks.settings import settings
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 PR_SET_PDEATHSIG = 1  # linux/prctl.h: the signal a child gets when its parent dies
@@ -52,8 +53,8 @@ def run_with_progress(source: str, out: str, **options: Any) -> RunSummary:
     except ValueError as err:
         raise UsageError(str(err)) from None
     checked = preflight(source, out, config)  # before Prefect starts: a second, not a server start-up
-    # disable=None: no bar (and no stage line) when stderr is not a TTY, unless AFFECTFLOW_PROGRESS=always
-    disable = False if os.environ.get("AFFECTFLOW_PROGRESS") == "always" else None
+    # tqdm's disable=None: a bar (with its stage postfix) only when stderr is a terminal
+    disable = {"always": False, "never": True}.get(settings().progress or "auto")
     bar = tqdm(total=0, unit="video", desc="videos", file=sys.stderr, disable=disable, dynamic_ncols=True)
 
     def on_video_done(result: VideoResult, done: int, total: int) -> None:

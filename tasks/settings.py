@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     )
     dask_address: str | None = variable(
         "the flow's own threads", "the default `--dask-address`: run the videos on this Dask scheduler"
+    )
+    progress: Literal["auto", "always", "never"] | None = variable(
+        "`auto`: a bar when stderr is a terminal",
+        "the CLI's progress bar: `always` (also when stderr is a file or pipe), `never`, or `auto`",
     )
 
     def cache(self) -> Path:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -14,8 +17,10 @@ from prefect.artifacts import (
 )
 
 from affectflow.flows.video import VideoResult
+from affectflow.tasks.progress import StageProgress, describe, repeating
 
 log = logging.getLogger("affectflow")
+DONE_ONLY = ""  # no running video to describe
 
 
 class RunArtifacts:
@@ -26,11 +31,36 @@ class RunArtifacts:
 
     def __init__(self, total: int):
         self.total = max(total, 1)
+        self.done = 0
         self.progress_id: UUID | None = _quietly(create_progress_artifact, 0.0, description="videos finished")
+        self._lock = threading.Lock()
 
     def video_done(self, done: int) -> None:
-        if self.progress_id is not None:
-            _quietly(update_progress_artifact, self.progress_id, 100.0 * done / self.total)
+        self.done = done
+        self._publish(DONE_ONLY)
+
+    @contextmanager
+    def watching(self, registry: StageProgress, interval_s: float = 2.0) -> Iterator[None]:
+        """While inside, the running videos' stages go into the artifact's description every ``interval_s``
+        (when they changed): a two-hour video shows ``faces 1200/36000`` instead of nothing."""
+        last: dict[str, Any] = {}
+
+        def publish_if_changed() -> None:
+            nonlocal last
+            snapshot = registry.snapshot()
+            if snapshot and snapshot != last:
+                self._publish(describe(snapshot))
+            last = snapshot
+
+        with repeating(interval_s, publish_if_changed, "affectflow-artifact-progress"):
+            yield
+
+    def _publish(self, running: str) -> None:
+        if self.progress_id is None:
+            return
+        description = f"videos finished: {self.done}/{self.total}" + (f"; now: {running}" if running else "")
+        with self._lock:  # the watcher thread and the flow's thread
+            _quietly(update_progress_artifact, self.progress_id, 100.0 * self.done / self.total, description)
 
     def summary(
         self, results: list[VideoResult], plots: dict[str, str], reports: dict[str, str], index: str | None = None

@@ -1,4 +1,4 @@
-"""The ``affectflow`` command line: run, sql, plot, export, report, people, demo, train, evaluate, distill.
+"""The ``affectflow`` command line: run, sql, plot, compact, export, report, people, demo, train, evaluate, distill.
 
 Errors a user can fix are one line on stderr with a non-zero exit status; stack
 traces only with ``--debug``.
@@ -90,9 +90,9 @@ def _command_in(argv: Sequence[str]) -> str:
 
 def _command_modules() -> list[ModuleType]:
     """Command groups owned by their own modules (SQL and plots, training, distillation); cheap to import."""
-    from affectflow.flows import cli_distill, cli_export, cli_people, cli_query, cli_train
+    from affectflow.flows import cli_distill, cli_export, cli_people, cli_query, cli_store, cli_train
 
-    return [cli_query, cli_export, cli_people, cli_train, cli_distill]
+    return [cli_query, cli_store, cli_export, cli_people, cli_train, cli_distill]
 
 
 def _add_run(commands: argparse._SubParsersAction) -> None:

@@ -21,9 +21,10 @@ from affectflow.flows.artifacts import RunArtifacts
 from affectflow.flows.parameters import RUN_OPTIONS, RUN_PARAMETERS, with_run_parameters
 from affectflow.flows.publish import publish
 from affectflow.flows.scaleout import Submit, video_submitter
-from affectflow.flows.video import IO_RETRIES, VideoResult, retry_transient_io
+from affectflow.flows.video import IO_RETRIES, VideoResult, is_finished, retry_transient_io
 from affectflow.tasks.config import PipelineConfig, pipeline_version
 from affectflow.tasks.media.tools import check_tools
+from affectflow.tasks.progress import PROGRESS
 from affectflow.tasks.storage.discover import SourceFile, discover
 from affectflow.tasks.storage.fs import check_root, is_local, probe_writable
 from affectflow.tasks.storage.store import Store
@@ -116,19 +117,6 @@ def discover_videos(source: str) -> list[SourceFile]:
     return discover(source)
 
 
-def is_finished(store: Store, source: SourceFile, config: PipelineConfig) -> bool:
-    """Done before with the same bytes and the same config, and not worth retrying."""
-    entry = store.read_manifest(source.uri)
-    return bool(
-        entry
-        and entry.get("size_bytes") == source.size_bytes
-        and entry.get("version") == source.version
-        and entry.get("config_hash") == config.hash()
-        and not entry.get("retry")
-        and store.committed(entry.get("video_id", ""))
-    )
-
-
 def run_corpus(
     source: str,
     out: str,
@@ -142,6 +130,7 @@ def run_corpus(
     dask_local_workers: int = 0,
     no_reports: bool = False,
     export_formats: list[str] | None = None,
+    compact: bool = False,
 ) -> RunSummary:
     """Body of the corpus flow (see ``process_corpus``)."""
     if workers < 1:
@@ -171,8 +160,8 @@ def run_corpus(
     artifacts = RunArtifacts(len(files))
     for result in summary.results:
         _report(result, summary, len(files), on_video_done, artifacts)
-    with video_submitter(dask_address, dask_local_workers) as submit:
-        jobs = _bounded_map(submit, todo, workers, out, config, run_id, work_dir, video_timeout_s)
+    with video_submitter(dask_address, dask_local_workers) as submit, artifacts.watching(PROGRESS):
+        jobs = _bounded_map(submit, todo, workers, out, config, run_id, work_dir, video_timeout_s, force)
         for source_file, future in jobs:
             _report(_outcome(source_file, future), summary, len(files), on_video_done, artifacts)
     _link_people(out, config, summary.results)
@@ -180,6 +169,8 @@ def run_corpus(
     processed = [r.video_id for r in summary.results if r.status == "ok" and r.video_id]
     pages = publish(store, processed, reports=not no_reports, export_formats=export_formats or ())
     summary.index = pages.pop("index", None)
+    if compact:
+        _compact(store, run_id)
     artifacts.summary(summary.results, plots, pages, summary.index)
     summary.elapsed_s = (datetime.now(UTC) - started).total_seconds()
     store.write("runs", run_id, to_table("runs", [_run_row(summary, config, started, force, workers)]))
@@ -227,6 +218,19 @@ def _report(
     artifacts.video_done(len(summary.results))
     if on_video_done is not None:
         on_video_done(result, len(summary.results), total)
+
+
+def _compact(store: Store, run_id: str) -> None:
+    """Merge the finished videos into large files; another compaction running is no failure of the run."""
+    from affectflow.tasks.storage.compaction import compact
+    from affectflow.tasks.storage.leases import LeaseHeld
+
+    try:
+        report = compact(store, owner=run_id)
+    except LeaseHeld as held:
+        get_run_logger().warning("not compacted: another compaction is running (%s)", held.holder)
+        return
+    get_run_logger().info("compacted %d videos (%d busy, left loose)", report.videos, len(report.held))
 
 
 def _link_people(out: str, config: PipelineConfig, results: list[VideoResult]) -> None:

@@ -261,6 +261,14 @@ RUN_PARAMETERS: tuple[Parameter, ...] = (
         shown_default="none",
     ),
     Parameter(
+        "compact",
+        bool,
+        "after the run, merge the finished videos' files into a few large ones (as `affectflow compact`: "
+        "SQL stays fast on big corpora)",
+        False,
+        "--compact",
+    ),
+    Parameter(
         "dask_address",
         str | None,
         "run the videos on this Dask scheduler, e.g. tcp://host:8786",

@@ -36,10 +36,11 @@ from affectflow.flows.corpus import (
 )
 from affectflow.flows.parameters import UsageError
 from affectflow.flows.video import VideoResult
-from affectflow.tasks.progress import PROGRESS, STOP, Interrupted, StageProgress, describe
+from affectflow.tasks.progress import PROGRESS, STOP, Interrupted, StageProgress, describe, repeating
 from affectflow.tasks.settings import settings
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+POSTFIX = "affectflow-stage-postfix"  # the thread that draws the running stages into the bar
 PR_SET_PDEATHSIG = 1  # linux/prctl.h: the signal a child gets when its parent dies
 
 
@@ -85,19 +86,8 @@ def stage_postfix(bar: tqdm, registry: StageProgress, interval_s: float = 1.0) -
     if bar.disable:
         yield
         return
-    stopped = threading.Event()
-
-    def refresh() -> None:
-        while not stopped.wait(interval_s):
-            bar.set_postfix_str(describe(registry.snapshot()), refresh=True)
-
-    thread = threading.Thread(target=refresh, name="affectflow-stage-postfix", daemon=True)
-    thread.start()
-    try:
+    with repeating(interval_s, lambda: bar.set_postfix_str(describe(registry.snapshot()), refresh=True), POSTFIX):
         yield
-    finally:
-        stopped.set()
-        thread.join()
 
 
 @contextmanager

@@ -83,10 +83,12 @@ MODEL_TASK: dict[str, Any] = dict(tags=["gpu"], cache_policy=NO_CACHE)
 @task(name="faces", **MODEL_TASK)
 def detect_faces(outputs: StageOutputs) -> dict[str, Any]:
     from affectflow.tasks.faces.stage import track_faces
+    from affectflow.tasks.media.frames import expected_frames
 
     config = outputs.config
     frames = outputs.frames(outputs.staged.path, outputs.info, config.fps, max_side=config.max_side)
-    result = track_faces(frames, config.faces, outputs.work_dir / "faces", hook=outputs.hook)
+    total = expected_frames(outputs.info, config.fps)  # the progress total: frames at the analysis rate
+    result = track_faces(frames, config.faces, outputs.work_dir / "faces", hook=outputs.hook, expected_frames=total)
     additions = {"faces": result, "n_frames_analysed": result.n_frames_analysed, "backend": result.backend}
     if not config.identity.off:
         from affectflow.tasks.people.identity import face_identities

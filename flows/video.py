@@ -9,6 +9,7 @@ stops the corpus.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
@@ -25,7 +26,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -37,6 +37,7 @@ from affectflow.tasks.media.probe import probe
 from affectflow.tasks.media.tools import DecodeInterruptedError, MediaError
 from affectflow.tasks.progress import PROGRESS, STOP, Hook, Interrupted, all_of, no_progress
 from affectflow.tasks.records import MediaInfo, StagedVideo
+from affectflow.tasks.storage import leases
 from affectflow.tasks.storage.discover import SourceError, SourceFile
 from affectflow.tasks.storage.store import Store, StoreError
 
@@ -268,15 +269,64 @@ def run_video(
     run_id: str,
     work_root: str | None = None,
     timeout_s: float | None = None,
+    force: bool = False,
     *,
     steps: VideoSteps | None = None,
     timer: StageTimer | None = None,
     frames: FrameSource = iter_frames,
 ) -> VideoResult:
-    """Process one video end to end and commit its tables; return its status.
+    """Process one video end to end under its lease and commit its tables; return its status.
 
-    analyse (stage → probe → audio → the stages) → a failure becomes a status → commit.
+    Two runs sharing ``out`` never work on one video at once: the video's lease
+    (:mod:`~affectflow.tasks.storage.leases`) is taken first, and a video whose lease another
+    live run holds is ``skipped`` ("held by run … on host (pid N)"). Under the lease the
+    finished check is made again, so a video another run committed meanwhile is not redone.
     """
+    store = Store(out)
+    try:
+        lease = leases.acquire(store, leases.video_key(source.uri), owner=run_id)
+        holder = None if lease is not None else leases.read(store, leases.video_key(source.uri))
+    except (StoreError, OSError) as err:  # an unreachable root: the video is retried by the next run
+        return VideoResult(source.uri, "failed", error=f"cannot take the video's lease: {err}")
+    if lease is None:
+        return VideoResult(
+            source.uri, "skipped", error=f"held by {leases.describe(holder) if holder else 'another run'}"
+        )
+    try:
+        with lease.heartbeat():
+            if not force and is_finished(store, source, config):
+                return VideoResult(source.uri, "skipped", error="finished by another run meanwhile")
+            return _run_video_held(source, out, config, run_id, work_root, timeout_s, lease, steps, timer, frames)
+    finally:
+        lease.release()
+
+
+def is_finished(store: Store, source: SourceFile, config: PipelineConfig) -> bool:
+    """Done before with the same bytes and the same config, and not worth retrying."""
+    entry = store.read_manifest(source.uri)
+    return bool(
+        entry
+        and entry.get("size_bytes") == source.size_bytes
+        and entry.get("version") == source.version
+        and entry.get("config_hash") == config.hash()
+        and not entry.get("retry")
+        and store.committed(entry.get("video_id", ""))
+    )
+
+
+def _run_video_held(
+    source: SourceFile,
+    out: str,
+    config: PipelineConfig,
+    run_id: str,
+    work_root: str | None,
+    timeout_s: float | None,
+    lease: leases.Lease,
+    steps: VideoSteps | None,
+    timer: StageTimer | None,
+    frames: FrameSource,
+) -> VideoResult:
+    """analyse (stage → probe → audio → the stages) → a failure becomes a status → commit."""
     steps = steps or DEFAULT_STEPS
     timer = timer or StageTimer()
     started = datetime.now(UTC)
@@ -287,6 +337,8 @@ def run_video(
         hook = all_of(STOP.check, deadline_hook(timeout_s), timer.step, PROGRESS.hook(source.name))
         analysis = analyse(source, out, config, work_dir, steps, timer, hook, frames)
         video_id = analysis.staged.video_id if analysis.staged else f"u{_short_hash(source.uri)}"
+        if lease.lost:  # stalled past its expiry and taken over: the other run's results stand
+            return VideoResult(source.uri, "skipped", video_id, "lease lost to another run; nothing written")
         row = _video_row(source, video_id, analysis, config, run_id, started, timer.seconds)
         tables = analysis.outputs.tables(video_id) if analysis.outputs is not None else {}
         row["elapsed_s"] = round(time.perf_counter() - clock, 3)
@@ -368,18 +420,8 @@ def _forget_previous_version(store: Store, uri: str, video_id: str) -> None:
     hashes, shared by identical files.
     """
     previous = (store.read_manifest(uri) or {}).get("video_id")
-    if previous and previous != video_id and _committed_uri(store, previous) in (uri, None):
+    if previous and previous != video_id and store.committed_uri(previous) in (uri, None):
         store.delete_video(previous)
-
-
-def _committed_uri(store: Store, video_id: str) -> str | None:
-    """The source URI in a video's ``videos`` row; None when it has none."""
-    path = store.file("videos", video_id)
-    if not store.fs.exists(path):
-        return None
-    with store.fs.open(path, "rb") as handle:
-        uris = pq.read_table(handle, columns=["uri"]).column("uri").to_pylist()
-    return uris[0] if uris else None
 
 
 def _video_row(
@@ -436,8 +478,6 @@ def _manifest(source: SourceFile, video_id: str, config: PipelineConfig, status:
 
 
 def _short_hash(text: str) -> str:
-    import hashlib
-
     return hashlib.sha256(text.encode()).hexdigest()[:15]
 
 

@@ -7,7 +7,8 @@ the stage decides what that means (a CLI bar, a Prefect artifact, a log line).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 Hook = Callable[[str, int, "int | None"], None]
 
@@ -126,6 +127,28 @@ def describe(snapshot: dict[str, tuple[str, int, int | None]]) -> str:
         done = f"{completed}/{total}{unit}" if total is not None else f"{completed}{unit}"
         parts.append(f"{name}: {step} {done}")
     return "; ".join(parts)
+
+
+@contextmanager
+def repeating(interval_s: float, action: Callable[[], None], name: str) -> Iterator[None]:
+    """While inside, a daemon thread named ``name`` calls ``action`` every ``interval_s``; joined on exit.
+
+    How progress is shown from a registry that hooks only write: one drawing thread, so a fast
+    hook never redraws anything (the CLI bar's postfix, the Prefect progress artifact).
+    """
+    stopped = threading.Event()
+
+    def loop() -> None:
+        while not stopped.wait(interval_s):
+            action()
+
+    thread = threading.Thread(target=loop, name=name, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stopped.set()
+        thread.join()
 
 
 class Throttle:

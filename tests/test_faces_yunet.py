@@ -244,3 +244,17 @@ def test_five_people_in_a_real_photo_are_five_stable_tracks(pyfeat_media: Path, 
     counts = frames_per_track(rows)
     assert len(counts) == 5 and set(counts.values()) == {10}
     assert max(Counter(zip(rows.frame, rows.track_id, strict=True)).values()) == 1
+
+
+def test_the_faces_stage_reports_frames_done_of_the_frames_the_probe_promises(tmp_path: Path) -> None:
+    from affectflow.flows.stages import StageOutputs
+    from affectflow.flows.stages import detect_faces as faces_stage
+    from affectflow.tasks.config import PipelineConfig
+    from affectflow.tasks.records import StagedVideo
+
+    clip = make_face_video(tmp_path / "clip.mp4", n_faces=1, seconds=11.0, size=(320, 240))
+    seen: list[tuple[str, int, int | None]] = []
+    staged = StagedVideo(clip, str(clip), "ab" * 32, clip.stat().st_size)
+    hook = lambda step, done, total: seen.append((step, done, total))  # noqa: E731
+    faces_stage.fn(StageOutputs(staged, probe(clip), PipelineConfig(fps=FPS), tmp_path, hook=hook))
+    assert [report for report in seen if report[0] == "faces"] == [("faces", 25, 55), ("faces", 50, 55)]

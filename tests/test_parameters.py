@@ -52,7 +52,7 @@ def test_every_option_reaches_its_flow_parameter() -> None:
         *("--stages", "faces,emotions", "--work-dir", "W", "--faces-backend", "insightface"),
         *("--diarizer", "pyannote", "--speakers", "2", "--min-speakers", "1", "--max-speakers", "4"),
         *("--asr-model", "tiny.en", "--language", "fr", "--emotion-model", "teachers", "--dask-local", "2"),
-        *("--no-identity", "--no-reports", "--export", "srt,eaf"),
+        *("--no-identity", "--no-reports", "--export", "srt,eaf", "--compact"),
     )
     assert given == {
         "source": "SRC",
@@ -74,6 +74,7 @@ def test_every_option_reaches_its_flow_parameter() -> None:
         "no_identity": True,
         "no_reports": True,
         "export_formats": ["srt", "eaf"],
+        "compact": True,
         "dask_address": None,
         "dask_local_workers": 2,
     }

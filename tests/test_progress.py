@@ -87,3 +87,30 @@ def test_the_runner_refresher_puts_the_description_in_the_bar_postfix() -> None:
     bar.close()
     assert "clip.mp4: faces 1200/9000" in stream.getvalue()
     assert not any(t.name == "affectflow-stage-postfix" for t in threading.enumerate())
+
+
+def test_the_run_artifact_describes_the_running_videos_stages(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+    import uuid
+
+    from affectflow.flows import artifacts
+
+    published: list[tuple[float, str | None]] = []
+    monkeypatch.setattr(artifacts, "create_progress_artifact", lambda *args, **kwargs: uuid.uuid4())
+    monkeypatch.setattr(
+        artifacts,
+        "update_progress_artifact",
+        lambda _id, progress, description=None: published.append((progress, description)),
+    )
+    registry = StageProgress()
+    run = artifacts.RunArtifacts(total=4)
+    run.video_done(1)
+    registry.report("long.mp4", "faces", 1200, 36000)
+    with run.watching(registry, interval_s=0.01):
+        deadline = time.monotonic() + 5.0
+        while len(published) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert published[0] == (25.0, "videos finished: 1/4")
+    assert published[1] == (25.0, "videos finished: 1/4; now: long.mp4: faces 1200/36000")
+    assert len(published) == 2  # unchanged stages are not published again
+    assert not any(t.name == "affectflow-artifact-progress" for t in threading.enumerate())

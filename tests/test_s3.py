@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 from collections.abc import Iterator
 
 import pytest
 
 from affectflow.flows.cli import main
+from affectflow.tasks.storage import leases
+from affectflow.tasks.storage.store import Store
 from tests.servers import S3Server, environment, forget_s3_clients, free_port, s3_server
 
 pytestmark = pytest.mark.integration  # a moto server, the Prefect engine and real models
@@ -106,3 +109,28 @@ def test_unreachable_endpoint_is_one_line_error(s3: S3Server, capsys: pytest.Cap
         forget_s3_clients()
         _fails_with_one_line(capsys, ["run", "s3://corpus/videos", "--out", "s3://results/out"], "cannot reach")
     forget_s3_clients()
+
+
+def test_leases_on_s3_have_one_winner_among_racing_takers(s3: S3Server) -> None:
+    """``If-None-Match: *`` on the lease PUT: of eight threads racing for one lease exactly one gets it."""
+    store = Store(f"{s3.bucket('leases')}/out")
+    barrier = threading.Barrier(8)
+    won: list[leases.Lease] = []
+
+    def take() -> None:
+        barrier.wait()
+        lease = leases.acquire(store, "video-1", owner="run")
+        if lease is not None:
+            won.append(lease)
+
+    threads = [threading.Thread(target=take) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(won) == 1
+    assert leases.read(store, "video-1")["token"] == won[0].token
+    assert leases.acquire(store, "video-1", owner="other") is None
+    won[0].release()
+    assert leases.read(store, "video-1") is None
+    assert leases.acquire(store, "video-1", owner="other") is not None

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from affectflow.tasks.speech.attribution import assign_speakers
 from affectflow.tasks.speech.diarize import Diarization, DiarizeConfig, diarize, segmentation_checkpoint
@@ -125,6 +126,11 @@ def test_progress_hook_reports_pipeline_steps(results: dict) -> None:
     transcribe(truth.wav, TranscribeConfig(), hook=lambda step, done, total: steps.append((step, done, total)))
     names = [s for s, _, _ in steps]
     assert {"segmentation", "embeddings", "discrete_diarization", "vad", "transcription"} <= set(names)
+    transcription = [(done, total) for step, done, total in steps if step == "transcription"]
+    duration_s = round(sf.info(str(truth.wav)).duration)
+    assert {total for _, total in transcription} == {duration_s}  # seconds of audio: a bar can show done/total
+    done = [d for d, _ in transcription]
+    assert done == sorted(done) and 0 < done[-1] <= duration_s
 
 
 def test_tiny_en_is_the_fast_shipped_alternative(results: dict) -> None:

@@ -64,8 +64,17 @@ class FacesConfig:
         check_device(self.device)
 
 
-def track_faces(frames: Iterable[Frame], config: FacesConfig, work_dir: Path, hook: Hook = no_progress) -> FaceTracks:
-    """Detect, track and align every face of a frame stream, holding one frame at a time."""
+def track_faces(
+    frames: Iterable[Frame],
+    config: FacesConfig,
+    work_dir: Path,
+    hook: Hook = no_progress,
+    expected_frames: int | None = None,
+) -> FaceTracks:
+    """Detect, track and align every face of a frame stream, holding one frame at a time.
+
+    ``expected_frames`` (what the probe promises at the analysis rate) is the progress total.
+    """
     backend = load_backend(config.backend, config.insightface_dir, config.min_score, config.device)
     tracker = Tracker(config.tracker)
     identities = Identities(backend, tracker)
@@ -88,7 +97,7 @@ def track_faces(frames: Iterable[Frame], config: FacesConfig, work_dir: Path, ho
                 embeddings_file.append(embedding)
             rows.n_frames_analysed = n_frames
             if n_frames % 25 == 0:
-                hook("faces", n_frames, None)
+                hook("faces", n_frames, expected_frames)
     rows.backend = backend.description
     return rows
 

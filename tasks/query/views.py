@@ -37,8 +37,8 @@ import pyarrow as pa
 from fsspec.spec import AbstractFileSystem
 
 from affectflow.tasks.storage.fs import check_root, is_local
-from affectflow.tasks.storage.store import Store
-from affectflow.tasks.storage.tables import SCHEMAS
+from affectflow.tasks.storage.store import COMPACTED, TOMBSTONES, Store
+from affectflow.tasks.storage.tables import SCHEMAS, VIDEO_TABLES
 
 SQL_DIR = Path(str(resources.files("affectflow") / "sql"))  # package data: views.sql, examples/
 VIEWS = SQL_DIR / "views.sql"
@@ -106,19 +106,65 @@ def view_sql(out: str, *, views: Path = VIEWS, location: str | None = None) -> s
 
     Tables without files yet read as empty typed relations, so the script always runs.
     ``location`` is the glob prefix the views read ``out`` through (default: ``out``
-    itself, its glob characters escaped).
+    itself, its glob characters escaped). Where the root holds compacted rows (store.py),
+    a per-video table reads its loose rows (of videos with their own ``videos`` file) and
+    the live compacted ones (helper views ``_loose_videos`` and ``_compacted_videos``).
     """
     store = Store(out)
     prefix = location or glob_escape(store.root.rstrip("/"))
+    local_prefix = glob_escape(store.root.rstrip("/"))
+
+    def has_files(glob: str) -> bool:
+        return bool(store.fs.glob(f"{local_prefix}/{glob}"))
+
+    def scan(glob: str) -> str:
+        return f"read_parquet('{_quote(f'{prefix}/{glob}')}', hive_partitioning = true)"
+
+    def empty(table: str) -> str:
+        columns = ", ".join(f'NULL::{_duckdb_type(f.type)} AS "{f.name}"' for f in SCHEMAS[table])
+        return f"(SELECT {columns} LIMIT 0)"
+
+    loose = {table: has_files(f"{table}/*/*.parquet") for table in SCHEMAS}
+    compacted = has_files(f"{COMPACTED}/videos/*/*.parquet")
+    helpers = ""
     sources = {}
-    for table, schema in SCHEMAS.items():
-        if store.fs.glob(f"{glob_escape(store.root.rstrip('/'))}/{table}/*/*.parquet"):
-            glob = f"{prefix}/{table}/*/*.parquet"
-            sources[table] = f"read_parquet('{_quote(glob)}', hive_partitioning = true)"
-        else:
-            columns = ", ".join(f'NULL::{_duckdb_type(f.type)} AS "{f.name}"' for f in schema)
-            sources[table] = f"(SELECT {columns} LIMIT 0)"
-    return re.sub(r"\{(\w+)\}", lambda m: sources.get(m.group(1), m.group(0)), views.read_text())
+    for table in SCHEMAS:
+        sources[table] = scan(f"{table}/*/*.parquet") if loose[table] else empty(table)
+    if compacted:
+        helpers = _compacted_helpers(scan, empty, loose["videos"], has_files(f"{TOMBSTONES}/*/*.parquet"))
+        sources["videos"] = (
+            "(SELECT * FROM _loose_videos UNION ALL BY NAME SELECT * EXCLUDE (compaction) FROM _compacted_videos)"
+        )
+        for table in VIDEO_TABLES:
+            parts = []
+            if loose[table]:
+                parts.append(f"SELECT rows.* FROM {sources[table]} AS rows SEMI JOIN _loose_videos USING (video_id)")
+            if has_files(f"{COMPACTED}/{table}/*/*.parquet"):
+                parts.append(
+                    f"SELECT rows.* EXCLUDE (compaction) FROM {scan(f'{COMPACTED}/{table}/*/*.parquet')} AS rows "
+                    "JOIN (SELECT video_id, compaction FROM _compacted_videos) USING (video_id, compaction)"
+                )
+            sources[table] = f"({' UNION ALL BY NAME '.join(parts)})" if parts else empty(table)
+    return helpers + re.sub(r"\{(\w+)\}", lambda m: sources.get(m.group(1), m.group(0)), views.read_text())
+
+
+def _compacted_helpers(scan: Any, empty: Any, has_loose_videos: bool, has_tombstones: bool) -> str:
+    """``_loose_videos`` and ``_compacted_videos`` (each video's latest compaction, not tombstoned, not loose)."""
+    loose = scan("videos/*/*.parquet") if has_loose_videos else empty("videos")
+    tombstoned = (
+        f"AND NOT EXISTS (SELECT 1 FROM {scan(f'{TOMBSTONES}/*/*.parquet')} AS dead "
+        "WHERE dead.video_id = latest.video_id AND dead.compaction >= latest.compaction)"
+        if has_tombstones
+        else ""
+    )
+    return f"""CREATE OR REPLACE VIEW _loose_videos AS SELECT * FROM {loose};
+CREATE OR REPLACE VIEW _compacted_videos AS
+SELECT latest.* FROM (
+    SELECT * FROM {scan(f"{COMPACTED}/videos/*/*.parquet")}
+    QUALIFY row_number() OVER (PARTITION BY video_id ORDER BY compaction DESC) = 1
+) AS latest
+WHERE NOT EXISTS (SELECT 1 FROM _loose_videos AS loose WHERE loose.video_id = latest.video_id) {tombstoned};
+"""
 
 
 def set_params(con: duckdb.DuckDBPyConnection, params: Mapping[str, str]) -> None:

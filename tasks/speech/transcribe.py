@@ -271,14 +271,15 @@ def decoded_words(
         audio, language=config.language, batch_size=config.batch_size, clip_timestamps=chunks, word_timestamps=True
     )
     words: list[Word] = []
-    for done, segment in enumerate(segments, 1):
+    total_s = round(len(audio) / SAMPLE_RATE)  # progress in seconds of audio decoded, like the other speech steps
+    for segment in segments:
         index = chunk_index(chunks, segment.start)
         words += [
             Word(w.word.strip(), round(w.start, 3), round(w.end, 3), round(w.probability, 4), index)
             for w in segment.words or []
             if w.word.strip()
         ]
-        report("transcription", done, None)
+        report("transcription", min(round(segment.end), total_s), total_s)
     return words, info.language
 
 

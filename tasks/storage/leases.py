@@ -29,6 +29,7 @@ Rules:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -123,6 +124,11 @@ class Lease:
         finally:
             stop.set()
             thread.join()
+
+
+def video_key(uri: str) -> str:
+    """The lease name of a source video: one per URI, like its manifest (and its ``video_id``)."""
+    return hashlib.sha1(uri.encode()).hexdigest()
 
 
 def lease_path(store: Store, key: str) -> str:

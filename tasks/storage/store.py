@@ -9,16 +9,26 @@ Layout (Hive-style, so DuckDB sees ``video_id`` as a column and pruning works)::
 Visibility rule: a video's rows count only once its ``videos`` row exists. The
 ``videos`` file is written last and deleted first when a video is redone, and the
 SQL views semi-join on it, so a crash mid-video never shows partial rows.
-Only this module writes tables.
+
+Finished videos can be merged into a few large files (``affectflow compact``,
+:mod:`~affectflow.tasks.storage.compaction`): a per-video layout costs one LIST entry and
+one footer read per file, which at 50,000 videos is most of a query's time. Compacted rows
+live under ``<out>/_compacted/<table>/compaction=<id>/part-0.parquet``, their ``videos``
+rows written last; a video's loose files, when it has a ``videos`` row, always win over its
+compacted rows, and among compactions the latest wins. A video deleted after compaction
+leaves a tombstone (``<out>/_compacted/deleted/video_id=<id>/part-0.parquet``: hidden in
+every compaction up to the tombstone's). Only this module and compaction write tables.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io
 import json
 import os
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -72,6 +82,20 @@ class Store:
 
     def file(self, table: str, video_id: str) -> str:
         return f"{self.partition(table, video_id)}/part-0.parquet"
+
+    def path(self, relative: str) -> str:
+        """The filesystem path of ``relative`` under the root (what ``fs`` takes)."""
+        return f"{self._base}/{relative}"
+
+    def remove_path(self, path: str) -> None:
+        """Remove one file (a filesystem path under the root) if it exists."""
+        self._remove(path)
+
+    def prune_partition(self, table: str, video_id: str) -> None:
+        """Remove a video's empty partition folder (local roots: an empty folder still costs every glob)."""
+        if is_local(self.fs):
+            with contextlib.suppress(OSError):  # not empty (a file came back) or gone: leave it
+                os.rmdir(self.partition(table, video_id))
 
     def url(self, table: str) -> str:
         """Glob URL for readers (DuckDB): every partition of ``table``."""
@@ -128,7 +152,12 @@ class Store:
                 self._remove(path, quiet=True)
 
     def delete_video(self, video_id: str) -> None:
-        """Remove every row of a video (its source file changed or disappeared)."""
+        """Remove every row of a video (its source file changed or disappeared); compacted rows get a tombstone."""
+        if video_id in self.compacted_videos():
+            tombstone = {"video_id": [video_id], "compaction": [new_compaction_id()]}
+            self._put_atomic(
+                f"{self._base}/{TOMBSTONES}/video_id={video_id}/part-0.parquet", _parquet_bytes(pa.table(tombstone))
+            )
         self.uncommit(video_id)
         for name in VIDEO_TABLES:
             self._remove(self.file(name, video_id))
@@ -202,15 +231,69 @@ class Store:
         self._put_atomic(self._manifest_path(uri), json.dumps(dict(entry), sort_keys=True).encode())
 
     def committed(self, video_id: str) -> bool:
-        return bool(self.fs.exists(self.file("videos", video_id)))
+        """Has a visible ``videos`` row: its own file, or a live compacted one."""
+        return bool(self.fs.exists(self.file("videos", video_id))) or video_id in self.compacted_videos()
+
+    def committed_uri(self, video_id: str) -> str | None:
+        """The source URI in a video's visible ``videos`` row; None when it has none."""
+        path = self.file("videos", video_id)
+        if self.fs.exists(path):
+            with self.fs.open(path, "rb") as handle:
+                uris = pq.read_table(handle, columns=["uri"]).column("uri").to_pylist()
+            return uris[0] if uris else None
+        return self.compacted_videos().get(video_id, (None, None))[1]
+
+    # -- compacted rows: which video's compacted rows are live (read side) ---------------------
+
+    def compacted_videos(self) -> dict[str, tuple[str, str]]:
+        """video_id → (compaction id, uri) of each video whose latest compacted rows are not tombstoned.
+
+        Loose rows may still override them (see the module docstring). Cached per output root
+        until the listing of compactions or tombstones changes: one or two listings a call.
+        """
+        fs = self.fs
+        if not fs.exists(f"{self._base}/{COMPACTED}/videos"):
+            return {}
+        compactions = sorted(fs.glob(f"{self._base}/{COMPACTED}/videos/compaction=*/part-0.parquet"))
+        tombstones = sorted(fs.glob(f"{self._base}/{TOMBSTONES}/video_id=*/part-0.parquet"))
+        key = (self.root, tuple(compactions), tuple(tombstones))
+        cached = _COMPACTED_CACHE.get(self.root)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        live: dict[str, tuple[str, str]] = {}
+        for path in compactions:  # oldest first: a later compaction replaces a video's entry
+            compaction = path.rsplit("/", 2)[-2].removeprefix("compaction=")
+            with fs.open(path, "rb") as handle:
+                table = pq.read_table(handle, columns=["video_id", "uri"])
+            for video_id, uri in zip(
+                table.column("video_id").to_pylist(), table.column("uri").to_pylist(), strict=True
+            ):
+                live[video_id] = (compaction, uri)
+        for path in tombstones:
+            with fs.open(path, "rb") as handle:
+                row = pq.read_table(handle).to_pylist()[0]
+            if row["video_id"] in live and live[row["video_id"]][0] <= row["compaction"]:
+                del live[row["video_id"]]
+        _COMPACTED_CACHE[self.root] = (key, live)
+        return live
 
 
-def _parquet_bytes(table: pa.Table, schema: pa.Schema | None = None) -> bytes:
+COMPACTED = "_compacted"
+TOMBSTONES = f"{COMPACTED}/deleted"
+_COMPACTED_CACHE: dict[str, tuple[tuple[Any, ...], dict[str, tuple[str, str]]]] = {}
+
+
+def new_compaction_id() -> str:
+    """Ids that sort by time (nanoseconds, zero-padded) and never collide (a random tail)."""
+    return f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+
+
+def _parquet_bytes(table: pa.Table, schema: pa.Schema | None = None, row_group_size: int | None = None) -> bytes:
     """One zstd Parquet file in memory, cast to ``schema`` (a table's exact store schema) when given."""
     if schema is not None and table.schema != schema:
         table = table.cast(schema)
     buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
+    pq.write_table(table, buffer, compression="zstd", row_group_size=row_group_size)
     return buffer.getvalue()
 
 

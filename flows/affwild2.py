@@ -90,7 +90,7 @@ class ReleaseFeatures:
         check_cache(cache, config)
         self.root, self.cache, self.config, self.hook = root, cache, config, hook
         self.sources = find_sources(root)
-        self.fps = None  # each video keeps its own rate (CheckpointInfo.fps)
+        self.fps = None  # each video's cache rows are its own frames; frame_rate() says at what rate
         self._extractors: Extractors | None = None
         self._load = threading.Lock()
         self._sound_locks: defaultdict[Path, threading.Lock] = defaultdict(threading.Lock)
@@ -113,16 +113,24 @@ class ReleaseFeatures:
         """What features.json records beyond names and dims: the registry names and the transcription."""
         return {"choice": self.config.choice, "transcription": describe_model(self.config.transcribe.model_dir)}
 
+    def frame_rate(self, annotation: Path) -> float:
+        """The frame rate of the video ``annotation`` labels (its rows are that video's frames)."""
+        return probe(self._source(annotation.stem)).fps
+
+    def _source(self, subject: str) -> Path:
+        source = self.sources.get(source_name(subject))
+        if source is None:
+            raise DataError(
+                f"{subject}: no video {source_name(subject)}.* under {self.root}; "
+                "put the release's videos (batch folders or videos/) under the root"
+            )
+        return source
+
     def __call__(self, frames_dir: Path | None, annotation: Path) -> dict[str, np.ndarray]:
         subject = annotation.stem
         n_frames = len(read_annotation(annotation))  # T: one label row per video frame
         hook = _prefixed(self.hook, subject)
-        source = self.sources.get(source_name(subject))
-        if source is None:
-            raise DataError(
-                f"{annotation}: no video {source_name(subject)}.* under {self.root}; "
-                "put the release's videos (batch folders or videos/) under the root"
-            )
+        source = self._source(subject)
         sound = self.soundtrack(source, n_frames, hook)
         visual, visual_mask = faces_track(n_frames, face_frames(frames_dir, n_frames), self.extractors.visual, hook)
         return {"visual": visual, "visual_mask": visual_mask, **sound}

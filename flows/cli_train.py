@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from affectflow.tasks.defaults import DEFAULT_FPS
+
 if TYPE_CHECKING:
     from affectflow.model.rcma import RCMAConfig
     from affectflow.model.train import TrainConfig
@@ -89,6 +91,14 @@ def _add_extraction(train: argparse.ArgumentParser) -> None:
     train.add_argument("--extract-only", action="store_true", help="build the features cache, train nothing")
     train.add_argument("--workers", type=positive_int, default=1, metavar="N", help="videos extracted at once")
     train.add_argument(
+        "--fps",
+        type=float,
+        default=DEFAULT_FPS,
+        help=f"rows per second the model learns from, the rate `affectflow run --fps` analyses (default "
+        f"{DEFAULT_FPS:g}, the run's default; the checkpoint records it, evaluation scores every frame); "
+        "0: each video's own frame rate",
+    )
+    train.add_argument(
         "--extract-device", default=defaults.device, help="extractors' device: auto (CUDA when present), cpu, cuda"
     )
 
@@ -132,6 +142,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         "device": args.device,
         "modalities": tuple(m for m in args.modalities.split(",") if m),
     }
+    if args.fps < 0:
+        raise ValueError(f"--fps must be positive, or 0 for each video's own rate; got {args.fps:g}")
     if args.out is None and not args.extract_only:
         raise ValueError(
             "affectflow train needs --out CHECKPOINT (or --extract-only to build the features cache alone)"
@@ -154,6 +166,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             resume=args.resume,
             extract=extract,
             extract_only=args.extract_only,
+            fps=args.fps or None,
         )
     finally:
         progress_listener.reset(token)

@@ -10,6 +10,11 @@ and write them in the challenge's submission layout. Both read the features cach
     <cache>/features.json                 {"visual": {"extractor": …, "dim": …}, …, "fps": …, "choice": …}
     <cache>/<video>/<modality>.npy        (T, D) float32, one row per video frame
     <cache>/<video>/<modality>_mask.npy   (T,) bool, optional
+    <cache>/<video>/meta.json             {"fps": the video's frame rate}
+
+Training at ``fps`` (``affectflow train --fps``, default the pipeline's 5) takes each video's
+rows at that rate (model/data.at_rate), and the checkpoint records it, so ``affectflow run``
+extracts at the rate the model was trained on; scoring interpolates back to every frame.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from affectflow.model.data import (
     AffWild2Video,
     DataError,
     VideoData,
+    at_rate,
     feature_stats,
     find_videos,
     load_video,
@@ -63,7 +69,9 @@ class FeatureExtractor(Protocol):
 
     Returns ``{modality: (T, D) float array}`` with T = the annotation's frame count, and
     optionally ``{modality}_mask`` (T,) bool where a frame has no real feature.
-    ``names`` says which extractor made each modality; checkpoints record it.
+    ``names`` says which extractor made each modality; checkpoints record it. An extractor
+    with ``frame_rate(annotation) -> fps`` has the video's rate recorded in the cache, which
+    training at the pipeline's rate (``fps``) needs.
     """
 
     @property
@@ -83,13 +91,19 @@ def extract_features(video: AffWild2Video, cache: Path, extract: FeatureExtracto
         return False
     arrays = extract(video.frames_dir, video.annotation)
     features = {m: arrays[m] for m in MODALITIES}
-    save_features(directory, features, {m: arrays[f"{m}_mask"] for m in MODALITIES if f"{m}_mask" in arrays})
+    masks = {m: arrays[f"{m}_mask"] for m in MODALITIES if f"{m}_mask" in arrays}
+    rate = getattr(extract, "frame_rate", None)
+    save_features(directory, features, masks, fps=rate(video.annotation) if rate else None)
     return True
 
 
 @task(name="load-split", cache_policy=NO_CACHE)
-def load_split(videos: list[AffWild2Video], cache: Path, targets: tuple[str, ...]) -> list[VideoData]:
-    return [load_video(video, cache, targets) for video in videos]
+def load_split(
+    videos: list[AffWild2Video], cache: Path, targets: tuple[str, ...], fps: float | None = None
+) -> list[VideoData]:
+    """The split's videos from the cache, at ``fps`` rows per second (None: each video's own rate)."""
+    loaded = [load_video(video, cache, targets) for video in videos]
+    return loaded if fps is None else [at_rate(video, fps) for video in loaded]
 
 
 @task(name="fit-rcma", cache_policy=NO_CACHE)
@@ -140,6 +154,7 @@ def train_flow(
     resume: bool = False,
     extract: FeatureExtractor | None = None,
     extract_only: bool = False,
+    fps: float | None = None,
 ) -> dict[str, Any]:
     """Train RCMA; ``model`` / ``train`` override RCMAConfig / TrainConfig fields (paper defaults).
 
@@ -160,7 +175,9 @@ def train_flow(
             hook(f"features: {counts['extracted']} extracted, {counts['cached']} cached, {seconds} s; {cache}", 1, 1)
     if extract_only:
         return {"features": counts}
-    data = {split: load_split(v, cache, targets) for split, v in videos.items()}
+    if fps is not None and fps <= 0:
+        raise ValueError(f"fps must be positive (None: each video's own rate), got {fps}")
+    data = {split: load_split(v, cache, targets, fps) for split, v in videos.items()}
     features = describe_cache(cache, data["train"][0])
 
     config = TrainConfig(**(train or {}))
@@ -174,7 +191,7 @@ def train_flow(
     info = CheckpointInfo(
         config=asdict(rcma.config),
         features={m: features[m] for m in MODALITIES},
-        fps=features.get("fps"),
+        fps=fps if fps is not None else features.get("fps"),
         targets=list(targets),
         training=_describe_training(root, cache, data, config),
     )
@@ -205,6 +222,8 @@ def evaluate_flow(
     cache = Path(cache_dir)
     data = load_split(find_videos(Path(affwild2), split), cache, tuple(info.targets))
     check_features(info, describe_cache(cache, data[0]), path)
+    if info.fps is not None:  # scored as it runs: at the trained rate, interpolated back to every frame
+        data = [at_rate(video, info.fps) for video in data]
     trained = info.training.get("config", {})  # its batch size and ablation; windows are model/windows.py's
     config = TrainConfig(device=device, **{k: trained[k] for k in ("batch_size", "modalities") if k in trained})
     scores = evaluate(model.to(device), data, tuple(info.targets), config)

@@ -12,10 +12,16 @@ each with its own frames folder. The features cache holds, per video::
 
     <cache>/<video>/<modality>.npy        (T, D_m) float32, one row per video frame
     <cache>/<video>/<modality>_mask.npy   (T,) bool, True = a real feature (optional: all valid)
+    <cache>/<video>/meta.json             {"fps": the video's frame rate} (optional: rate unknown)
+
+Training and scoring run at the rate ``affectflow run`` analyses (``at_rate``): the labels and
+features are taken at the frames nearest to k / fps seconds, and scoring interpolates the
+predictions back to every annotated frame, so the challenge's metric sees every frame.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -32,6 +38,7 @@ from affectflow.model.windows import window_starts
 SPLITS = {"train": "Train_Set", "validation": "Validation_Set"}
 TARGETS = ("valence", "arousal")
 FRAMES_DIR = "cropped_aligned"
+META = "meta.json"
 
 
 class DataError(Exception):
@@ -54,10 +61,25 @@ class VideoData:
     features: dict[str, np.ndarray]  # modality -> (T, D_m) float32
     masks: dict[str, np.ndarray]  # modality -> (T,) bool
     labels: np.ndarray  # (T, K) float32 in [-1, 1], -5 where invalid
+    fps: float | None = None  # rows per second (None: unknown, the video's own rate)
+    annotated: AnnotatedFrames | None = None  # set by at_rate: the annotation's own frames, for scoring
 
     @property
     def n_frames(self) -> int:
         return len(self.labels)
+
+
+@dataclass(frozen=True)
+class AnnotatedFrames:
+    """What a resampled video is scored against: its annotation frame by frame."""
+
+    frame: np.ndarray  # (T,) int: the annotation frame each resampled row was taken from
+    labels: np.ndarray  # (N, K): every annotated frame's labels, -5 where invalid
+
+    def upsample(self, predictions: np.ndarray) -> np.ndarray:
+        """(T, K) predictions at the rows → (N, K) at every annotated frame (linear, held at the ends)."""
+        every = np.arange(len(self.labels))
+        return np.stack([np.interp(every, self.frame, predictions[:, k]) for k in range(predictions.shape[1])], 1)
 
 
 # -- the official layout ----------------------------------------------------------------
@@ -148,14 +170,33 @@ def _find_optional_dir(root: Path, name: str) -> Path | None:
 
 
 def save_features(
-    directory: Path, features: Mapping[str, np.ndarray], masks: Mapping[str, np.ndarray] | None = None
+    directory: Path,
+    features: Mapping[str, np.ndarray],
+    masks: Mapping[str, np.ndarray] | None = None,
+    fps: float | None = None,
 ) -> None:
-    """Write one video's cache; each file appears whole (written aside, then renamed)."""
+    """Write one video's cache (``fps``: its frame rate); each file appears whole (written aside, then renamed)."""
     directory.mkdir(parents=True, exist_ok=True)
     for m, x in features.items():
         _save_npy(directory / f"{m}.npy", np.asarray(x, dtype=np.float32))
         if masks and m in masks:
             _save_npy(directory / f"{m}_mask.npy", np.asarray(masks[m], dtype=bool))
+    if fps is not None:
+        tmp = directory / ".meta.json.tmp"
+        tmp.write_text(json.dumps({"fps": float(fps)}))
+        tmp.replace(directory / META)
+
+
+def cached_fps(directory: Path) -> float | None:
+    """The frame rate a video's cache records (None: an older cache, or a rate never recorded)."""
+    path = directory / META
+    if not path.is_file():
+        return None
+    try:
+        fps = json.loads(path.read_text()).get("fps")
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: unreadable ({err}); delete it and extract again") from err
+    return float(fps) if fps else None
 
 
 def load_features(directory: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -189,7 +230,34 @@ def load_video(video: AffWild2Video, cache: Path, targets: tuple[str, ...] = TAR
         features[m], masks[m] = fit_length(features[m], masks[m], n)
     if video.frames_dir is not None:
         masks["visual"] = masks["visual"] & frame_presence(video.frames_dir, n)
-    return VideoData(video.name, features, masks, labels)
+    return VideoData(video.name, features, masks, labels, fps=cached_fps(cache / video.name))
+
+
+def at_rate(video: VideoData, fps: float) -> VideoData:
+    """``video`` at ``fps`` rows per second: each row the frame nearest to k / fps s (capped at its own rate).
+
+    What ``affectflow run --fps`` feeds the model, so a checkpoint trained this way sees in
+    ``affectflow run`` the step its temporal convolutions were trained on. ``annotated`` keeps
+    the original frames for scoring.
+    """
+    if video.fps is None:
+        raise DataError(
+            f"{video.name}: its features cache records no frame rate; rebuild it with "
+            "`affectflow train --affwild2 ROOT` (a new --features-cache) or train at the videos' own rate (--fps 0)"
+        )
+    if fps >= video.fps:
+        frame = np.arange(video.n_frames)
+    else:
+        n = int(np.floor((video.n_frames - 1) * fps / video.fps)) + 1  # steps k/fps within the video
+        frame = np.minimum(np.rint(np.arange(n) * video.fps / fps).astype(np.int64), video.n_frames - 1)
+    return VideoData(
+        video.name,
+        {m: np.asarray(x)[frame] for m, x in video.features.items()},
+        {m: mask[frame] for m, mask in video.masks.items()},
+        video.labels[frame],
+        fps=min(fps, video.fps),
+        annotated=AnnotatedFrames(frame, video.labels),
+    )
 
 
 def fit_length(x: np.ndarray, mask: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

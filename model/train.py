@@ -185,9 +185,14 @@ def evaluate(model: RCMA, videos: list[VideoData], targets: tuple[str, ...], con
 
     Also ``predictions``: {video: (T, K)} the per-frame predictions that were scored.
     """
-    predictions = predict(model, videos, config)
-    rows = [_scores(video.name, p, video.labels, targets) for video, p in zip(videos, predictions, strict=True)]
-    overall = _scores("ALL", np.concatenate(predictions), np.concatenate([v.labels for v in videos]), targets)
+    # a resampled video (model/data.at_rate) is scored on every annotated frame, its predictions interpolated
+    predictions = [
+        p if v.annotated is None else v.annotated.upsample(p)
+        for v, p in zip(videos, predict(model, videos, config), strict=True)
+    ]
+    labels = [v.labels if v.annotated is None else v.annotated.labels for v in videos]
+    rows = [_scores(v.name, p, y, targets) for v, p, y in zip(videos, predictions, labels, strict=True)]
+    overall = _scores("ALL", np.concatenate(predictions), np.concatenate(labels), targets)
     named = {video.name: p for video, p in zip(videos, predictions, strict=True)}
     return {"videos": rows, "overall": overall, "predictions": named}
 

@@ -29,6 +29,7 @@ SPLIT_VIDEOS = {
     "Train_Set": {"1-30-1280x720": 331, "10-60-1280x720_left": 257, "10-60-1280x720_right": 257, "video5": 199},
     "Validation_Set": {"118-30-640x480": 241, "video74": 173},
 }
+FAKE_FPS = 30.0  # the frame rate the fake cache records for every video
 INVALID_FRAMES = slice(20, 35)  # labelled -5,-5 in every video
 MISSING_FACES = (3, 7)  # 0-based frames without a cropped-aligned jpg
 
@@ -53,7 +54,7 @@ def make_affwild2(root: Path, cache: Path, *, seed: int = 0) -> dict[str, np.nda
             labels[INVALID_FRAMES] = -5
             write_annotation(folder / f"{name}.txt", labels)
             written[name] = labels
-            save_features(cache / name, video.features)
+            save_features(cache / name, video.features, fps=FAKE_FPS)
             faces = root / "cropped_aligned" / name
             faces.mkdir(parents=True)
             for i in range(n_frames):

@@ -77,7 +77,11 @@ def test_train_builds_the_cache_with_the_pipeline_extractors(trained: dict) -> N
         assert not visual_mask[list(RELEASE_MISSING)].any()
         assert np.load(cache / subject / "audio_mask.npy").all() and np.load(cache / subject / "text_mask.npy").any()
         assert np.load(cache / subject / "visual.npy").shape == (n, FerExpression.dim)
+        assert json.loads((cache / subject / "meta.json").read_text()) == {"fps": 25.0}  # the video's own rate
 
+    from affectflow.model.checkpoint import load_checkpoint
+
+    assert load_checkpoint(trained["ckpt"])[1].fps == 5.0  # trained at the rate `affectflow run` analyses
     left, right = (cache / s for s in TWO)  # one video, one soundtrack; two faces
     for m in ("audio", "text", "text_mask"):
         np.testing.assert_array_equal(np.load(left / f"{m}.npy"), np.load(right / f"{m}.npy"))

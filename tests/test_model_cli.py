@@ -94,6 +94,7 @@ def test_train_then_evaluate_then_resume(dataset: tuple[Path, Path, Path], capsy
     assert info.features == {m: {"extractor": NAMES[m], "dim": 6} for m in NAMES}
     assert info.training["train"]["videos"] == 4 and info.training["validation"]["videos"] == 2
     assert info.training["config"]["lr"] == 3e-3 and len(info.training["history"]) == 3
+    assert info.fps == 5.0  # trained at the run's default rate (the 30 fps cache resampled), as `run` extracts
     best = info.metrics["validation_ccc"]
 
     table = work / "scores.csv"

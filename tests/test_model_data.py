@@ -10,6 +10,7 @@ import pytest
 from affectflow.model.data import (
     DataError,
     WindowDataset,
+    at_rate,
     feature_stats,
     find_videos,
     frame_presence,
@@ -123,3 +124,33 @@ def test_a_missing_cache_says_what_to_do(affwild2, tmp_path: Path) -> None:
     root, _, _ = affwild2
     with pytest.raises(DataError, match="missing cached visual features; run feature extraction"):
         load_video(find_videos(root, "validation")[0], tmp_path)
+
+
+def test_a_video_at_the_run_rate_takes_the_nearest_frames_and_is_scored_on_every_frame(affwild2) -> None:
+    root, cache, _ = affwild2
+    video = load_video(find_videos(root, "validation")[0], cache)  # 241 frames at 30 fps
+    assert video.fps == 30.0
+    sampled = at_rate(video, 5.0)
+    assert sampled.fps == 5.0 and sampled.n_frames == 41  # t = 0, 0.2, …, 8.0 s of 8.0 s
+    assert sampled.annotated is not None
+    assert list(sampled.annotated.frame[:4]) == [0, 6, 12, 18] and sampled.annotated.frame[-1] == 240
+    assert np.array_equal(sampled.labels, video.labels[sampled.annotated.frame])
+    assert np.array_equal(np.asarray(sampled.features["audio"]), np.asarray(video.features["audio"])[::6])
+    assert np.array_equal(sampled.masks["visual"], video.masks["visual"][::6])
+    ramp = np.stack([np.arange(41.0), -np.arange(41.0)], 1)  # predictions at the sampled rows
+    every = sampled.annotated.upsample(ramp)
+    assert every.shape == (241, 2) and every[3, 0] == pytest.approx(0.5) and every[240, 1] == -40
+    assert at_rate(video, 60.0).n_frames == 241  # never above the video's own rate
+
+
+def test_a_cache_without_a_frame_rate_cannot_be_resampled(affwild2, tmp_path: Path) -> None:
+    root, cache, _ = affwild2
+    video = find_videos(root, "validation")[0]
+    bare = tmp_path / video.name
+    bare.mkdir()
+    for path in (cache / video.name).glob("*.npy"):
+        (bare / path.name).write_bytes(path.read_bytes())
+    loaded = load_video(video, tmp_path)
+    assert loaded.fps is None
+    with pytest.raises(DataError, match=r"records no frame rate.*--fps 0"):
+        at_rate(loaded, 5.0)

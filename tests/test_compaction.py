@@ -198,3 +198,16 @@ def test_safe_mode_and_an_attached_root_read_compacted_rows_too(tmp_path: Path) 
         mine = con.execute(query.format(schema="")).fetchall()
         theirs = con.execute(query.format(schema="baseline.")).fetchall()
         assert sorted(map(repr, theirs)) == sorted(map(repr, mine)), schema_view
+
+
+def test_a_root_with_glob_characters_compacts_its_own_videos_only(tmp_path: Path) -> None:
+    mine, beside = tmp_path / "out[1]", tmp_path / "out1"  # `out[1]` as a glob matches `out1`
+    store = corpus(mine, 2)
+    corpus(beside, 3)
+    before = snapshot(mine)
+    report = compact(store, owner="test")
+    assert report.videos == 2 and loose_videos(store) == []
+    assert snapshot(mine) == before
+    assert len(loose_videos(Store(str(beside)))) == 3 and not (beside / "_compacted").exists()
+    store.delete_video("v0")
+    assert {v for (v,) in connect(str(mine)).execute("SELECT video_id FROM videos").fetchall()} == {"v1"}

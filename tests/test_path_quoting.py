@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from affectflow.flows.cli import main
-from affectflow.tasks.query.views import connect, glob_escape
+from affectflow.tasks.query.views import connect
+from affectflow.tasks.storage.fs import glob_escape
 from affectflow.tasks.storage.store import Store
 from tests.tablegen import write_video
 

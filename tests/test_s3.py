@@ -134,3 +134,25 @@ def test_leases_on_s3_have_one_winner_among_racing_takers(s3: S3Server) -> None:
     won[0].release()
     assert leases.read(store, "video-1") is None
     assert leases.acquire(store, "video-1", owner="other") is not None
+
+
+def test_an_s3_root_with_glob_characters_writes_replaces_compacts_and_reads_its_own_rows(s3: S3Server) -> None:
+    from affectflow.tasks.query.views import connect
+    from affectflow.tasks.storage.compaction import compact
+    from tests.tablegen import write_video
+
+    bucket = s3.bucket("globs")
+    mine, beside = Store(f"{bucket}/out[1]"), Store(f"{bucket}/out1")  # `out[1]` as a glob matches `out1`
+    for store in (mine, beside):
+        write_video(store, "v0", duration_s=6.0, seed=0)
+    write_video(mine, "v0", duration_s=4.0, seed=1)  # replaced: moves and removals of single objects
+    write_video(mine, "v1", duration_s=5.0, seed=2)
+    forget_s3_clients()
+    count = "SELECT video_id, count(*) FROM emotions GROUP BY 1 ORDER BY 1"
+    expected = connect(mine.root).execute(count).fetchall()
+    assert [v for v, _ in expected] == ["v0", "v1"]
+    assert compact(mine, owner="test").videos == 2
+    assert s3.keys(f"{mine.root}/videos") == []  # the loose objects are gone, the compacted ones read
+    assert connect(mine.root).execute(count).fetchall() == expected
+    assert [v for v, _ in connect(beside.root).execute(count).fetchall()] == ["v0"]
+    assert s3.keys(f"{beside.root}/videos") != []  # the other root is untouched

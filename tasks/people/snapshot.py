@@ -10,6 +10,7 @@ the store's atomic writer; nothing is written when no video has identities (``--
 
 from __future__ import annotations
 
+import shutil
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,11 +18,11 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from fsspec.core import url_to_fs
 
 from affectflow.tasks.people.config import LinkConfig
 from affectflow.tasks.people.link import GALLERY, Assignment, Decision, Unit, UnitKey, link, person_name, person_number
 from affectflow.tasks.query.views import connect
+from affectflow.tasks.storage.fs import glob_escape, is_local, url_to_fs
 from affectflow.tasks.storage.store import write_file
 from affectflow.tasks.storage.tables import PEOPLE_TABLES, to_table
 
@@ -187,9 +188,12 @@ def write_snapshot(
         )
     fs, base = url_to_fs(root)
     for name in PEOPLE_TABLES:  # older snapshots: no view reads them any more
-        for old in fs.glob(f"{base.rstrip('/')}/{name}/{LINK_PARTITION}=*"):
+        for old in fs.glob(f"{glob_escape(base.rstrip('/'))}/{name}/{LINK_PARTITION}=*"):
             if not old.rstrip("/").endswith(f"{LINK_PARTITION}={link_id}"):
-                fs.rm(old, recursive=True)
+                for path in fs.find(old):  # file by file: rm(recursive) would read `[` in the root as a glob
+                    fs.rm_file(path)
+                if is_local(fs):
+                    shutil.rmtree(old, ignore_errors=True)
 
 
 def people_table(

@@ -36,14 +36,13 @@ import fsspec
 import pyarrow as pa
 from fsspec.spec import AbstractFileSystem
 
-from affectflow.tasks.storage.fs import check_root, is_local
+from affectflow.tasks.storage.fs import check_root, glob_escape, is_local
 from affectflow.tasks.storage.store import COMPACTED, TOMBSTONES, Store
 from affectflow.tasks.storage.tables import SCHEMAS, VIDEO_TABLES
 
 SQL_DIR = Path(str(resources.files("affectflow") / "sql"))  # package data: views.sql, examples/
 VIEWS = SQL_DIR / "views.sql"
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_GLOB_CHARS = re.compile(r"([\[\]*?])")
 SAFE_PROTOCOL = "affectflow"
 MAIN = "main"
 
@@ -183,15 +182,6 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
             raise QueryError(f"parameter {pair!r} is not NAME=VALUE (e.g. --param video_id=ab12cd)")
         params[name.strip()] = value
     return params
-
-
-def glob_escape(path: str) -> str:
-    """``path`` as a glob that matches only itself: ``[``, ``]``, ``*`` and ``?`` each in brackets.
-
-    DuckDB's globbing and fsspec's both read ``[[]`` as a literal ``[`` (checked for each
-    character in tests/test_path_quoting.py).
-    """
-    return _GLOB_CHARS.sub(r"[\1]", path)
 
 
 def _create_views(con: duckdb.DuckDBPyConnection, out: str, views: Path, location: str | None) -> None:

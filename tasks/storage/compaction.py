@@ -92,7 +92,7 @@ def compact(
 
 def loose_videos(store: Store) -> list[str]:
     """The ids of videos committed in the per-video layout (a ``videos`` file of their own)."""
-    paths = store.fs.glob(f"{store.partition('videos', '*')}/part-0.parquet")
+    paths = store.glob("videos/video_id=*/part-0.parquet")
     return sorted(path.rsplit("/", 2)[-2].removeprefix("video_id=") for path in paths)
 
 
@@ -162,13 +162,11 @@ def _drop_loose(store: Store, item: _Read, owner: str, report: CompactionReport)
 
 def _remove_orphans(store: Store) -> int:
     """Data files of compactions that never wrote their ``videos`` file (a compaction that crashed)."""
-    fs = store.fs
-    base = store.path(COMPACTED)
-    committed = {path.rsplit("/", 2)[-2] for path in fs.glob(f"{base}/videos/compaction=*/part-0.parquet")}
+    committed = {path.rsplit("/", 2)[-2] for path in store.glob(f"{COMPACTED}/videos/compaction=*/part-0.parquet")}
     orphans = [
         path
         for name in VIDEO_TABLES
-        for path in fs.glob(f"{base}/{name}/compaction=*/part-0.parquet")
+        for path in store.glob(f"{COMPACTED}/{name}/compaction=*/part-0.parquet")
         if path.rsplit("/", 2)[-2] not in committed
     ]
     for path in orphans:

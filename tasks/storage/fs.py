@@ -10,6 +10,7 @@ for an S3-compatible server (MinIO, Ceph, moto), ``AWS_DEFAULT_REGION``, and
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -22,6 +23,18 @@ class StorageError(Exception):
 
     Permanent for this run: retrying will not help, so it is reported once, before anything is written.
     """
+
+
+_GLOB_CHARS = re.compile(r"([\[\]*?])")
+
+
+def glob_escape(path: str) -> str:
+    """``path`` as a glob that matches only itself: ``[``, ``]``, ``*`` and ``?`` each in brackets.
+
+    DuckDB's globbing and fsspec's both read ``[[]`` as a literal ``[`` (checked for each
+    character in tests/test_path_quoting.py).
+    """
+    return _GLOB_CHARS.sub(r"[\1]", path)
 
 
 def url_to_fs(url: str) -> tuple[fsspec.AbstractFileSystem, str]:

@@ -280,7 +280,7 @@ def _read(store: Store, path: str) -> dict[str, Any] | None:
 
 def _remove(store: Store, path: str) -> None:
     with suppress(FileNotFoundError):
-        _fs(store).rm(path)
+        _fs(store).rm_file(path)  # one file: rm would read `[` in the root as a glob
 
 
 def _started(pid: int) -> float | None:

@@ -38,7 +38,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from affectflow.tasks.storage.fs import is_local, url_to_fs
+from affectflow.tasks.storage.fs import glob_escape, is_local, url_to_fs
 from affectflow.tasks.storage.tables import SCHEMAS, VIDEO_TABLES, to_table
 
 
@@ -105,7 +105,11 @@ class Store:
         return bool(self.fs.exists(self.file(table, video_id)))
 
     def has_files(self, table: str) -> bool:
-        return bool(self.fs.glob(f"{self._base}/{table}/*/*.parquet"))
+        return bool(self.glob(f"{table}/*/*.parquet"))
+
+    def glob(self, pattern: str) -> list[str]:
+        """Paths matching ``pattern`` under the root; the root's own ``[``, ``*``, ``?`` match only themselves."""
+        return list(self.fs.glob(f"{glob_escape(self._base)}/{pattern}"))
 
     # -- writing -------------------------------------------------------------------------
 
@@ -148,7 +152,7 @@ class Store:
     def _remove_leftovers(self, video_id: str) -> None:
         """Temporary files of a write that was killed before it finished (never visible, but they take space)."""
         for name in (*VIDEO_TABLES, "videos"):
-            for path in self.fs.glob(f"{self.partition(name, video_id)}/.tmp-*"):
+            for path in self.glob(f"{name}/video_id={glob_escape(video_id)}/.tmp-*"):
                 self._remove(path, quiet=True)
 
     def delete_video(self, video_id: str) -> None:
@@ -200,8 +204,9 @@ class Store:
         try:
             if is_local(self.fs):
                 os.replace(source, target)
-            else:
-                self.fs.mv(source, target)  # server-side copy + delete
+            else:  # one object each: fs.mv would read `[` or `*` in a root as a glob
+                self.fs.cp_file(source, target)  # server-side copy
+                self.fs.rm_file(source)
         except OSError as err:
             raise StoreError(f"cannot write {target}: {_reason(err)}", _transient(err)) from err
 
@@ -209,7 +214,7 @@ class Store:
         fs = self.fs
         try:
             if fs.exists(path):
-                fs.rm(path)
+                fs.rm_file(path)  # one file: fs.rm would expand `[` or `*` in the root as a glob
         except FileNotFoundError:
             pass
         except OSError as err:
@@ -254,8 +259,8 @@ class Store:
         fs = self.fs
         if not fs.exists(f"{self._base}/{COMPACTED}/videos"):
             return {}
-        compactions = sorted(fs.glob(f"{self._base}/{COMPACTED}/videos/compaction=*/part-0.parquet"))
-        tombstones = sorted(fs.glob(f"{self._base}/{TOMBSTONES}/video_id=*/part-0.parquet"))
+        compactions = sorted(self.glob(f"{COMPACTED}/videos/compaction=*/part-0.parquet"))
+        tombstones = sorted(self.glob(f"{TOMBSTONES}/video_id=*/part-0.parquet"))
         key = (self.root, tuple(compactions), tuple(tombstones))
         cached = _COMPACTED_CACHE.get(self.root)
         if cached is not None and cached[0] == key:

@@ -215,7 +215,7 @@ def test_a_removal_that_fails_is_a_store_error(tmp_path: Path, monkeypatch: pyte
     def unreachable(self: object, path: str, *args: object, **kwargs: object) -> None:
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(LocalFileSystem, "rm", unreachable)
+    monkeypatch.setattr(LocalFileSystem, "rm_file", unreachable)
     with pytest.raises(StoreError, match=r"cannot remove .*videos/video_id=abc.*\[Errno 5\]") as raised:
         store.delete_video("abc")
     assert raised.value.transient

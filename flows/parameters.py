@@ -129,7 +129,7 @@ RUN_PARAMETERS: tuple[Parameter, ...] = (
     Parameter(
         "video_timeout_s",
         float | None,
-        "seconds before one video is given up (checked between batches)",
+        "seconds before one video is given up (checked between batches; ffprobe and ffmpeg are killed at it)",
         3600.0,
         "--video-timeout",
         positive_float,

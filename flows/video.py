@@ -35,7 +35,14 @@ from affectflow.tasks.media import audio, staging
 from affectflow.tasks.media.frames import FrameSource, iter_frames
 from affectflow.tasks.media.probe import probe
 from affectflow.tasks.media.tools import DecodeInterruptedError, MediaError
-from affectflow.tasks.progress import PROGRESS, STOP, Hook, Interrupted, all_of, no_progress
+from affectflow.tasks.progress import (
+    PROGRESS,
+    STOP,
+    Hook,
+    Interrupted,
+    all_of,
+    video_deadline,
+)
 from affectflow.tasks.records import MediaInfo, StagedVideo
 from affectflow.tasks.storage import leases
 from affectflow.tasks.storage.discover import SourceError, SourceFile
@@ -178,27 +185,6 @@ def run_stages(
     run_branch("fusion")
 
 
-class VideoTimeoutError(Exception):
-    """The video took longer than its budget (a pathological file must not hold a nightly run)."""
-
-
-def deadline_hook(timeout_s: float | None) -> Hook:
-    """A progress hook that stops the video once ``timeout_s`` has passed.
-
-    Cooperative on purpose: stages call hooks between batches, so the stop comes at a
-    clean point, in any process or thread (a thread cannot be killed from outside).
-    """
-    if not timeout_s:
-        return no_progress
-    end = time.monotonic() + timeout_s
-
-    def hook(step: str, completed: int, total: int | None) -> None:
-        if time.monotonic() > end:
-            raise VideoTimeoutError(f"timed out after {timeout_s:g} s (during {step})")
-
-    return hook
-
-
 class StageTimer:
     """Seconds per step of one video (what ``videos.stage_seconds`` records), and per progress step.
 
@@ -334,8 +320,9 @@ def _run_video_held(
     work_dir = Path(tempfile.mkdtemp(prefix="affectflow-", dir=work_root))
     try:
         # a signal stops the stages first; PROGRESS feeds the CLI bar and the artifact
-        hook = all_of(STOP.check, deadline_hook(timeout_s), timer.step, PROGRESS.hook(source.name))
-        analysis = analyse(source, out, config, work_dir, steps, timer, hook, frames)
+        with video_deadline(timeout_s) as deadline:  # also bounds the waits on ffprobe / ffmpeg
+            hook = all_of(STOP.check, deadline, timer.step, PROGRESS.hook(source.name))
+            analysis = analyse(source, out, config, work_dir, steps, timer, hook, frames)
         video_id = analysis.staged.video_id if analysis.staged else f"u{_short_hash(source.uri)}"
         if lease.lost:  # stalled past its expiry and taken over: the other run's results stand
             return VideoResult(source.uri, "skipped", video_id, "lease lost to another run; nothing written")

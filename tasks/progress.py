@@ -7,8 +7,11 @@ the stage decides what that means (a CLI bar, a Prefect artifact, a log line).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 
 Hook = Callable[[str, int, "int | None"], None]
 
@@ -149,6 +152,63 @@ def repeating(interval_s: float, action: Callable[[], None], name: str) -> Itera
     finally:
         stopped.set()
         thread.join()
+
+
+class VideoTimeoutError(Exception):
+    """The video took longer than its budget (a pathological file must not hold a nightly run)."""
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When the current video must be done: ``end`` on the monotonic clock, of a ``budget_s`` budget."""
+
+    end: float
+    budget_s: float
+
+    def left(self) -> float:
+        return max(self.end - time.monotonic(), 0.0)
+
+    def check(self, step: str) -> None:
+        if time.monotonic() > self.end:
+            raise VideoTimeoutError(f"timed out after {self.budget_s:g} s (during {step})")
+
+
+# The running video's deadline, for steps that wait on a child process instead of calling a hook
+# (ffprobe, ffmpeg): they wait at most what is left, then kill it. A ContextVar: the video's branch
+# threads run in copies of its context (flows/video.run_stages), other videos in their own.
+DEADLINE: ContextVar[Deadline | None] = ContextVar("affectflow_video_deadline", default=None)
+
+
+def time_left() -> float | None:
+    """Seconds left to the running video (None: no limit), for a child process's timeout."""
+    deadline = DEADLINE.get()
+    return None if deadline is None else deadline.left()
+
+
+def deadline_hook(timeout_s: float | None) -> Hook:
+    """A progress hook that stops the video once ``timeout_s`` has passed from now."""
+    if not timeout_s:
+        return no_progress
+    deadline = Deadline(time.monotonic() + timeout_s, timeout_s)
+    return lambda step, completed, total: deadline.check(step)
+
+
+@contextmanager
+def video_deadline(timeout_s: float | None) -> Iterator[Hook]:
+    """Inside: the video's deadline is set (``time_left``); yields the hook that enforces it between steps.
+
+    Cooperative between steps (stages call hooks between batches, so the stop comes at a clean
+    point in any thread); a step waiting on a child process waits at most ``time_left()``.
+    """
+    if not timeout_s:
+        yield no_progress
+        return
+    deadline = Deadline(time.monotonic() + timeout_s, timeout_s)
+    token = DEADLINE.set(deadline)
+    try:
+        yield lambda step, completed, total: deadline.check(step)
+    finally:
+        DEADLINE.reset(token)
 
 
 class Throttle:

@@ -30,7 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "settings": set(),  # the AFFECTFLOW_* variables: a leaf, read by the stages below
     "devices": set(),  # the device/provider choice of every model: a leaf
     "storage": {"records", "defaults"},
-    "media": {"records", "storage", "settings"},
+    "media": {"records", "storage", "settings", "progress"},  # progress: the video's deadline bounds each child
     "faces": {"records", "progress", "media", "settings", "devices"},
     "speech": {"records", "progress", "media", "settings", "devices"},
     "features": {"records", "progress", "media", "settings", "devices"},

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import affectflow.flows.video
+import affectflow.tasks.progress
 from affectflow.flows.stages import Stage, StageOutputs
 from affectflow.tasks.config import PipelineConfig
 
@@ -175,8 +176,8 @@ def test_the_deadline_still_stops_a_branch(tmp_path: Path) -> None:
 
     stages, _ = _stages(faces, diarize)
     outputs = _outputs(tmp_path)
-    outputs.hook = affectflow.flows.video.deadline_hook(0.2)
-    with pytest.raises(affectflow.flows.video.VideoTimeoutError, match="during detect"):
+    outputs.hook = affectflow.tasks.progress.deadline_hook(0.2)
+    with pytest.raises(affectflow.tasks.progress.VideoTimeoutError, match="during detect"):
         _run(outputs, stages)
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import ffmpeg
 import numpy as np
 import soundfile
 
-from affectflow.tasks.media.tools import MediaError, check_exit, ffmpeg_exe, input_url
+from affectflow.tasks.media.tools import MediaError, check_exit, ffmpeg_exe, input_url, run_tool
 from affectflow.tasks.records import MediaInfo
 
 AUDIO_SAMPLE_RATE = 16_000  # Hz, mono: what the speech models expect
@@ -32,7 +31,7 @@ def extract_audio(path: Path, info: MediaInfo, wav_path: Path) -> Path | None:
         .global_args("-nostdin", "-loglevel", "error")
         .overwrite_output()
     )
-    done = subprocess.run(ffmpeg.compile(stream, cmd=ffmpeg_exe()), capture_output=True, check=False)
+    done = run_tool(ffmpeg.compile(stream, cmd=ffmpeg_exe()), "audio")  # bounded by the video's time left
     stderr = done.stderr.decode(errors="replace").splitlines()
     seconds = _wav_seconds(wav_path)
     check_exit("audio", done.returncode, stderr, f"{seconds:.1f} s")

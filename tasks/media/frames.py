@@ -13,6 +13,7 @@ import ffmpeg
 import numpy as np
 
 from affectflow.tasks.media.tools import DecodeInterruptedError, MediaError, check_exit, ffmpeg_exe, input_url
+from affectflow.tasks.progress import DEADLINE
 from affectflow.tasks.records import Frame, MediaInfo
 
 # (path, info, fps, *, max_side=...) -> frames: iter_frames, or a wrapper of it that times decoding
@@ -21,6 +22,7 @@ READ_AHEAD = 4  # decoded frames waiting for the consumer (640×480: 0.9 MiB eac
 MISSING_FRAMES, MISSING_SHARE = 2, 0.02  # a decode may give max(2, 2 %) fewer frames than probed (check_frame_count)
 STDERR_LINES = 20  # of ffmpeg's log, kept for the error message
 EXIT_WAIT_S = 30  # for ffmpeg to exit once it has closed its output
+WAIT_S = 0.5  # between checks of the video's deadline while no frame comes
 
 
 def analysis_size(info: MediaInfo, max_side: int | None) -> tuple[int, int, float]:
@@ -153,7 +155,16 @@ class _FrameReader:
         return False
 
     def __iter__(self) -> Iterator[bytes]:
-        while (buffer := self.queue.get()) is not None:
+        deadline = DEADLINE.get()  # the running video's: a decoder that gives no frame must not hold it
+        while True:
+            try:
+                buffer = self.queue.get(timeout=WAIT_S)
+            except queue.Empty:
+                if deadline is not None:
+                    deadline.check("decode: ffmpeg gave no frame")  # close() then kills ffmpeg
+                continue
+            if buffer is None:
+                return
             yield buffer
 
     def finish(self, done: str) -> None:

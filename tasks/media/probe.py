@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-import ffmpeg
-
-from affectflow.tasks.media.tools import MediaError, ffprobe_exe, input_url, last_line
+from affectflow.tasks.media.tools import (
+    DecodeInterruptedError,
+    MediaError,
+    ffprobe_exe,
+    input_url,
+    last_line,
+    run_tool,
+    signal_name,
+)
 from affectflow.tasks.records import MediaInfo
 
 
@@ -14,10 +21,16 @@ def probe(path: Path) -> MediaInfo:
     """Read the container's facts with ffprobe; raise MediaError for unusable files."""
     if path.stat().st_size == 0:
         raise MediaError("empty file (0 bytes)")
+    command = [ffprobe_exe(), "-show_format", "-show_streams", "-of", "json", input_url(path)]
+    done = run_tool(command, "probe")  # bounded by the video's time left
+    if done.returncode < 0:  # killed (a signal to the run, OOM): not the file's fault, redone next run
+        raise DecodeInterruptedError(f"ffprobe was stopped ({signal_name(-done.returncode)}) while probing")
+    if done.returncode != 0:
+        raise MediaError(f"not a readable media file: {last_line(done.stderr)}")
     try:
-        info = ffmpeg.probe(input_url(path), cmd=ffprobe_exe())
-    except ffmpeg.Error as err:
-        raise MediaError(f"not a readable media file: {last_line(err.stderr)}") from None
+        info = json.loads(done.stdout.decode("utf-8", errors="replace"))
+    except ValueError:
+        raise MediaError("not a readable media file: ffprobe gave no JSON") from None
     streams = info.get("streams", [])
     video = next((s for s in streams if s.get("codec_type") == "video" and not _is_cover(s)), None)
     if video is None:

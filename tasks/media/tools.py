@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 import shutil
 import signal
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from affectflow.tasks.progress import DEADLINE, VideoTimeoutError, time_left
 from affectflow.tasks.settings import env_name, settings
 
 
@@ -68,6 +70,23 @@ _STOPPED_BY_SIGNAL = 255
 _LOG_PREFIX = re.compile(r"^\[[^\]]+ @ 0x[0-9a-f]+\] ")  # "[h264 @ 0x55f7e4591e00] "
 
 
+def run_tool(command: Sequence[str], step: str) -> subprocess.CompletedProcess[bytes]:
+    """Run ffmpeg or ffprobe to its end, waiting at most the running video's time left.
+
+    The per-video timeout is cooperative between steps (tasks/progress.py); a child that never
+    finishes (a pathological file, a stuck read) would hold the video past it, so past the
+    deadline the child is killed and the video fails with ``VideoTimeoutError``.
+    """
+    try:
+        return subprocess.run(list(command), capture_output=True, check=False, timeout=time_left())
+    except subprocess.TimeoutExpired:  # subprocess.run has killed and reaped the child
+        deadline = DEADLINE.get()
+        budget = f"{deadline.budget_s:g} s" if deadline else "its deadline"
+        raise VideoTimeoutError(
+            f"timed out after {budget} (during {step}: {Path(command[0]).name} did not finish; killed)"
+        ) from None
+
+
 def check_exit(what: str, returncode: int, stderr: Sequence[str], done: str) -> None:
     """Raise the one-line error of an ffmpeg run that did not exit 0; ``done`` says how far it got.
 
@@ -78,7 +97,7 @@ def check_exit(what: str, returncode: int, stderr: Sequence[str], done: str) -> 
     if returncode == 0:
         return
     if returncode < 0 or returncode == _STOPPED_BY_SIGNAL:
-        how = _signal_name(-returncode) if returncode < 0 else "SIGINT/SIGTERM"
+        how = signal_name(-returncode) if returncode < 0 else "SIGINT/SIGTERM"
         raise DecodeInterruptedError(f"ffmpeg was stopped ({how}) while decoding {what}, after {done}")
     raise MediaError(f"{what} decode failed after {done}: {first_error(stderr)}")
 
@@ -89,7 +108,7 @@ def first_error(stderr: Sequence[str]) -> str:
     return next((line for line in lines if line), "ffmpeg gave no reason")[:200]
 
 
-def _signal_name(number: int) -> str:
+def signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
     except ValueError:

@@ -86,3 +86,21 @@ def test_run_video_gives_its_steps_the_videos_time_left(tmp_path: Path) -> None:
     assert result.status == "failed" and "stop here" in result.error
     assert seen and seen[0] is not None and 25.0 < seen[0] <= 30.0
     assert time_left() is None  # the deadline was the video's only
+
+
+def test_an_ffprobe_killed_by_a_signal_is_an_interrupted_decode_not_bad_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from affectflow.flows.video import failure_status
+    from affectflow.tasks.media.tools import DecodeInterruptedError
+
+    script = tmp_path / "ffprobe"
+    script.write_text("#!/bin/sh\nkill -9 $$\n")  # as the OOM killer or a signal to the group would
+    script.chmod(0o755)
+    monkeypatch.setenv("AFFECTFLOW_FFPROBE", str(script))
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\0" * 1000)
+    with pytest.raises(DecodeInterruptedError, match=r"ffprobe was stopped \(SIGKILL\)") as raised:
+        probe(clip)
+    status, error = failure_status(raised.value)
+    assert status == "failed" and not error.startswith("bad input")  # so its manifest says retry

@@ -84,8 +84,14 @@ def extract_audio(staged: StagedVideo, info: MediaInfo, work_dir: Path) -> Path 
 
 
 @task(name="write-tables", **IO_RETRIES, retry_condition_fn=retry_transient_io)
-def write_tables(out: str, video_id: str, tables: dict[str, pa.Table], row: dict[str, Any]) -> None:
-    Store(out).write_video(video_id, tables, row)
+def write_tables(
+    out: str,
+    video_id: str,
+    tables: dict[str, pa.Table],
+    row: dict[str, Any],
+    manifest: tuple[str, dict[str, Any]] | None = None,
+) -> None:
+    Store(out).write_video(video_id, tables, row, manifest)
 
 
 @dataclass
@@ -218,7 +224,7 @@ class VideoSteps:
     stage: Callable[[str, Path], StagedVideo]
     probe: Callable[[StagedVideo], MediaInfo]
     audio: Callable[[StagedVideo, MediaInfo, Path], Path | None]
-    write: Callable[[str, str, dict[str, pa.Table], dict[str, Any]], None]
+    write: Callable[..., None]  # (out, video_id, tables, videos row, (uri, manifest entry))
     stages: tuple[Stage, ...] = STAGES
 
     def plain(self) -> VideoSteps:
@@ -388,12 +394,12 @@ def commit(
     steps: VideoSteps,
     timer: StageTimer,
 ) -> tuple[str, str]:
-    """Write the video's tables (its ``videos`` row last), then its manifest; the final status."""
+    """Write the video's tables, its manifest, then its ``videos`` row (the commit); the final status."""
     status, error = analysis.status, analysis.error
     STOP.check("write", 0, None)  # interrupted (a short decode may look finished): write nothing
     try:
-        timer("write", steps.write, out, video_id, tables, row)
-        Store(out).write_manifest(source.uri, _manifest(source, video_id, config, status, error))
+        manifest = (source.uri, _manifest(source, video_id, config, status, error))
+        timer("write", steps.write, out, video_id, tables, row, manifest)
     except StoreError as err:
         status, error = "failed", str(err)
     return status, error

@@ -59,7 +59,7 @@ def test_run_video_reports_the_stage_hook_to_the_registry_and_clears_it(tmp_path
         stage=lambda uri, work_dir: StagedVideo(clip, uri, "ab" * 32, clip.stat().st_size),
         probe=lambda staged: MediaInfo(1.0, 5.0, 64, 48, 5, False, None, 0),
         audio=lambda staged, info, work_dir: None,
-        write=lambda out, video_id, tables, row: None,
+        write=lambda out, video_id, tables, row, manifest=None: None,
         stages=(Stage("faces", faces, lambda outputs: True, branch="faces"),),
     )
     source = SourceFile(str(clip), clip.stat().st_size, "v1")

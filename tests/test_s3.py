@@ -156,3 +156,26 @@ def test_an_s3_root_with_glob_characters_writes_replaces_compacts_and_reads_its_
     assert connect(mine.root).execute(count).fetchall() == expected
     assert [v for v, _ in connect(beside.root).execute(count).fetchall()] == ["v0"]
     assert s3.keys(f"{beside.root}/videos") != []  # the other root is untouched
+
+
+def test_the_report_pages_on_s3_open_over_http_and_play_the_presigned_source(
+    s3: S3Server, s3_run: tuple[str, str]
+) -> None:
+    """What a colleague gets from a presigned link to a report: an HTML page whose video plays."""
+    import re
+    import urllib.request
+
+    import s3fs
+
+    source, out = s3_run
+    fs = s3fs.S3FileSystem()
+    pages = [key for key in s3.keys(f"{out}/reports") if key.endswith(".html")]
+    assert "index.html" in pages and len(pages) == 2  # the ok clip's page and the index
+    (page,) = [key for key in pages if key != "index.html"]
+    with urllib.request.urlopen(fs.sign(f"{out.removeprefix('s3://')}/reports/{page}"), timeout=30) as response:
+        assert response.headers["Content-Type"].startswith("text/html")  # a browser renders it, not downloads
+        html = response.read().decode()
+    (media,) = re.findall(r'<video id="video"[^>]* src="([^"]+)"', html)
+    assert media.startswith(s3.endpoint) and "Signature" in media  # a presigned URL of the source object
+    with urllib.request.urlopen(media.replace("&amp;", "&"), timeout=30) as response:
+        assert response.read() == fs.cat_file(f"{source.removeprefix('s3://')}/interview.mp4")

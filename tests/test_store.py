@@ -249,3 +249,24 @@ def test_errors_that_may_pass_are_transient_and_the_rest_permanent(
         store.write("speaker_turns", "abc", _turns("abc", 1))
     assert raised.value.transient is transient
     assert _files(tmp_path) == set()  # nothing half-written either way
+
+
+def test_the_manifest_is_written_before_the_commit_so_a_committed_video_always_has_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(str(tmp_path))
+    seen_at_commit: list[dict | None] = []
+    real_move = Store._move
+
+    def move(self: Store, source: str, target: str) -> None:
+        if target == self.file("videos", "abc"):
+            seen_at_commit.append(self.read_manifest("file:///a.mp4"))
+        real_move(self, source, target)
+
+    monkeypatch.setattr(Store, "_move", move)
+    entry = {"uri": "file:///a.mp4", "video_id": "abc", "status": "ok"}
+    store.write_video(
+        "abc", {"speaker_turns": _turns("abc", 2)}, {"video_id": "abc", "status": "ok"}, ("file:///a.mp4", entry)
+    )
+    assert seen_at_commit == [entry]  # killed right after the commit, the video still has its manifest
+    assert store.committed("abc")

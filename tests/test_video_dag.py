@@ -213,7 +213,7 @@ def test_run_video_takes_its_steps_and_turns_a_failing_stage_into_a_committed_fa
         stage=lambda uri, work_dir: StagedVideo(clip, uri, "ab" * 32, clip.stat().st_size),
         probe=lambda staged: MediaInfo(1.0, 5.0, 64, 48, 5, False, None, 0),
         audio=lambda staged, info, work_dir: None,
-        write=lambda out, video_id, tables, row: written.append((video_id, row, sorted(tables))),
+        write=lambda out, video_id, tables, row, manifest=None: written.append((video_id, row, sorted(tables))),
         stages=stages,
     )
     source = SourceFile(str(clip), clip.stat().st_size, "v1")

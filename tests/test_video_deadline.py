@@ -79,7 +79,7 @@ def test_run_video_gives_its_steps_the_videos_time_left(tmp_path: Path) -> None:
         stage=lambda uri, work_dir: StagedVideo(clip, uri, "ab" * 32, clip.stat().st_size),
         probe=probe_step,
         audio=lambda staged, info, work_dir: None,
-        write=lambda out, video_id, tables, row: None,
+        write=lambda out, video_id, tables, row, manifest=None: None,
     )
     source = SourceFile(str(clip), clip.stat().st_size, "v1")
     result = run_video(source, str(tmp_path / "out"), PipelineConfig(), "run-1", timeout_s=30.0, steps=steps)

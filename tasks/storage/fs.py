@@ -59,6 +59,11 @@ def is_object_store(fs: fsspec.AbstractFileSystem) -> bool:
     return bool({"s3", "s3a", "gs", "gcs", "abfs", "az"} & _protocols(fs))
 
 
+def is_s3(fs: fsspec.AbstractFileSystem) -> bool:
+    """S3 (s3fs), whose writes take PutObject's arguments (ContentType, IfNoneMatch)."""
+    return bool({"s3", "s3a"} & _protocols(fs))
+
+
 def check_root(url: str) -> None:
     """Raise a one-line ``StorageError`` when the bucket of an object-store URL is not usable.
 

@@ -27,6 +27,7 @@ import errno
 import hashlib
 import io
 import json
+import mimetypes
 import os
 import time
 import uuid
@@ -38,7 +39,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from affectflow.tasks.storage.fs import glob_escape, is_local, url_to_fs
+from affectflow.tasks.storage.fs import glob_escape, is_local, is_s3, url_to_fs
 from affectflow.tasks.storage.tables import SCHEMAS, VIDEO_TABLES, to_table
 
 
@@ -118,18 +119,31 @@ class Store:
         self._put_atomic(self.file(name, key), _parquet_bytes(table, SCHEMAS[name]))
 
     def write_document(self, relative: str, data: bytes) -> str:
-        """Atomically replace a file that is not a table (a report page) at ``relative`` under the root; its URL."""
-        self._put_atomic(f"{self._base}/{relative}", data)
+        """Atomically replace a file that is not a table (a report page) at ``relative`` under the root; its URL.
+
+        On an object store the object gets the Content-Type of its name (``text/html`` for a
+        page), so a browser opening it over HTTP (a presigned URL, a bucket website) renders it.
+        """
+        self._put_atomic(f"{self._base}/{relative}", data, mimetypes.guess_type(relative)[0])
         return f"{self.root.rstrip('/')}/{relative}"
 
-    def write_video(self, video_id: str, tables: Mapping[str, pa.Table], video_row: Mapping[str, Any]) -> None:
+    def write_video(
+        self,
+        video_id: str,
+        tables: Mapping[str, pa.Table],
+        video_row: Mapping[str, Any],
+        manifest: tuple[str, Mapping[str, Any]] | None = None,
+    ) -> None:
         """Commit one video: its per-video tables first, its ``videos`` row last.
 
         The new files are uploaded under temporary names before anything visible
         changes, so a failed write (disk full, permission, S3 5xx) leaves the video's
         previous rows exactly as they were. A table a stage did not produce is absent
         from ``tables`` and its old file (if any) is removed, so no rows survive from a
-        stage that did not run this time.
+        stage that did not run this time. ``manifest`` (source URI, entry) is written after the
+        tables and before the ``videos`` row: a crash between the two leaves a manifest whose video
+        is not committed (redone by the next run), never a committed video without its manifest
+        (also redone, for nothing: seen when a run was killed right after a commit).
         """
         new = {name: tables[name] for name in VIDEO_TABLES if name in tables}
         new["videos"] = to_table("videos", [video_row])
@@ -144,6 +158,8 @@ class Store:
                     self._move(staged.pop(name), self.file(name, video_id))
                 else:
                     self._remove(self.file(name, video_id))
+            if manifest is not None:
+                self.write_manifest(*manifest)
             self._move(staged.pop("videos"), self.file("videos", video_id))  # the commit
         finally:
             for temporary in staged.values():
@@ -170,11 +186,11 @@ class Store:
         """Hide a video's rows (remove its ``videos`` row) before they are rewritten."""
         self._remove(self.file("videos", video_id))
 
-    def _put_atomic(self, path: str, data: bytes) -> None:
+    def _put_atomic(self, path: str, data: bytes, content_type: str | None = None) -> None:
         if is_local(self.fs):
             self._move(self._put_temporary(path, data), path)  # os.replace: atomic on POSIX
         else:
-            self._put(path, data)  # one PUT: the object appears whole or not at all
+            self._put(path, data, content_type)  # one PUT: the object appears whole or not at all
 
     def _put_temporary(self, path: str, data: bytes) -> str:
         """Write ``data`` next to ``path`` under a name no reader globs (``.tmp-…``); return that name."""
@@ -182,7 +198,7 @@ class Store:
         self._put(temporary, data)
         return temporary
 
-    def _put(self, path: str, data: bytes) -> None:
+    def _put(self, path: str, data: bytes, content_type: str | None = None) -> None:
         try:
             if is_local(self.fs):
                 os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -195,6 +211,8 @@ class Store:
                     if os.path.exists(path):
                         os.remove(path)
                     raise
+            elif content_type and is_s3(self.fs):
+                self.fs.pipe_file(path, data, ContentType=content_type)  # s3fs passes it to PutObject
             else:
                 self.fs.pipe_file(path, data)
         except OSError as err:

@@ -18,7 +18,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from contextvars import copy_context
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -275,22 +275,16 @@ def run_video(
     finished check is made again, so a video another run committed meanwhile is not redone.
     """
     store = Store(out)
-    try:
-        lease = leases.acquire(store, leases.video_key(source.uri), owner=run_id)
-        holder = None if lease is not None else leases.read(store, leases.video_key(source.uri))
-    except (StoreError, OSError) as err:  # an unreachable root: the video is retried by the next run
-        return VideoResult(source.uri, "failed", error=f"cannot take the video's lease: {err}")
-    if lease is None:
-        return VideoResult(
-            source.uri, "skipped", error=f"held by {leases.describe(holder) if holder else 'another run'}"
-        )
-    try:
-        with lease.heartbeat():
-            if not force and is_finished(store, source, config):
-                return VideoResult(source.uri, "skipped", error="finished by another run meanwhile")
-            return _run_video_held(source, out, config, run_id, work_root, timeout_s, lease, steps, timer, frames)
-    finally:
-        lease.release()
+    with ExitStack() as held:
+        try:
+            lease = held.enter_context(leases.held(store, leases.video_key(source.uri), owner=run_id))
+        except leases.LeaseHeld as busy:
+            return VideoResult(source.uri, "skipped", error=f"held by {busy.holder}")
+        except (StoreError, OSError) as err:  # an unreachable root: the video is retried by the next run
+            return VideoResult(source.uri, "failed", error=f"cannot take the video's lease: {err}")
+        if not force and is_finished(store, source, config):
+            return VideoResult(source.uri, "skipped", error="finished by another run meanwhile")
+        return _run_video_held(source, out, config, run_id, work_root, timeout_s, lease, steps, timer, frames)
 
 
 def is_finished(store: Store, source: SourceFile, config: PipelineConfig) -> bool:

@@ -168,9 +168,17 @@ class Deadline:
     def left(self) -> float:
         return max(self.end - time.monotonic(), 0.0)
 
+    @classmethod
+    def starting_now(cls, budget_s: float) -> Deadline:
+        return cls(time.monotonic() + budget_s, budget_s)
+
     def check(self, step: str) -> None:
         if time.monotonic() > self.end:
             raise VideoTimeoutError(f"timed out after {self.budget_s:g} s (during {step})")
+
+    def hook(self, step: str, completed: int, total: int | None) -> None:
+        """The deadline as a progress hook: stops the video at the step after it passed."""
+        self.check(step)
 
 
 # The running video's deadline, for steps that wait on a child process instead of calling a hook
@@ -187,10 +195,7 @@ def time_left() -> float | None:
 
 def deadline_hook(timeout_s: float | None) -> Hook:
     """A progress hook that stops the video once ``timeout_s`` has passed from now."""
-    if not timeout_s:
-        return no_progress
-    deadline = Deadline(time.monotonic() + timeout_s, timeout_s)
-    return lambda step, completed, total: deadline.check(step)
+    return Deadline.starting_now(timeout_s).hook if timeout_s else no_progress
 
 
 @contextmanager
@@ -203,10 +208,10 @@ def video_deadline(timeout_s: float | None) -> Iterator[Hook]:
     if not timeout_s:
         yield no_progress
         return
-    deadline = Deadline(time.monotonic() + timeout_s, timeout_s)
+    deadline = Deadline.starting_now(timeout_s)
     token = DEADLINE.set(deadline)
     try:
-        yield lambda step, completed, total: deadline.check(step)
+        yield deadline.hook
     finally:
         DEADLINE.reset(token)
 

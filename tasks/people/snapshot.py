@@ -190,10 +190,11 @@ def write_snapshot(
     for name in PEOPLE_TABLES:  # older snapshots: no view reads them any more
         for old in fs.glob(f"{glob_escape(base.rstrip('/'))}/{name}/{LINK_PARTITION}=*"):
             if not old.rstrip("/").endswith(f"{LINK_PARTITION}={link_id}"):
-                for path in fs.find(old):  # file by file: rm(recursive) would read `[` in the root as a glob
-                    fs.rm_file(path)
                 if is_local(fs):
                     shutil.rmtree(old, ignore_errors=True)
+                else:  # file by file: rm(recursive) would read `[` in the root as a glob
+                    for path in fs.find(old):
+                        fs.rm_file(path)
 
 
 def people_table(

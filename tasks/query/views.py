@@ -111,10 +111,9 @@ def view_sql(out: str, *, views: Path = VIEWS, location: str | None = None) -> s
     """
     store = Store(out)
     prefix = location or glob_escape(store.root.rstrip("/"))
-    local_prefix = glob_escape(store.root.rstrip("/"))
 
     def has_files(glob: str) -> bool:
-        return bool(store.fs.glob(f"{local_prefix}/{glob}"))
+        return bool(store.glob(glob))
 
     def scan(glob: str) -> str:
         return f"read_parquet('{_quote(f'{prefix}/{glob}')}', hive_partitioning = true)"

@@ -124,7 +124,7 @@ class Store:
         On an object store the object gets the Content-Type of its name (``text/html`` for a
         page), so a browser opening it over HTTP (a presigned URL, a bucket website) renders it.
         """
-        self._put_atomic(f"{self._base}/{relative}", data, mimetypes.guess_type(relative)[0])
+        self._put_atomic(self.path(relative), data, mimetypes.guess_type(relative)[0])
         return f"{self.root.rstrip('/')}/{relative}"
 
     def write_video(
@@ -176,7 +176,7 @@ class Store:
         if video_id in self.compacted_videos():
             tombstone = {"video_id": [video_id], "compaction": [new_compaction_id()]}
             self._put_atomic(
-                f"{self._base}/{TOMBSTONES}/video_id={video_id}/part-0.parquet", _parquet_bytes(pa.table(tombstone))
+                self.path(f"{TOMBSTONES}/video_id={video_id}/part-0.parquet"), _parquet_bytes(pa.table(tombstone))
             )
         self.uncommit(video_id)
         for name in VIDEO_TABLES:
@@ -275,11 +275,11 @@ class Store:
         until the listing of compactions or tombstones changes: one or two listings a call.
         """
         fs = self.fs
-        if not fs.exists(f"{self._base}/{COMPACTED}/videos"):
+        if not fs.exists(self.path(f"{COMPACTED}/videos")):
             return {}
         compactions = sorted(self.glob(f"{COMPACTED}/videos/compaction=*/part-0.parquet"))
         tombstones = sorted(self.glob(f"{TOMBSTONES}/video_id=*/part-0.parquet"))
-        key = (self.root, tuple(compactions), tuple(tombstones))
+        key = (tuple(compactions), tuple(tombstones))
         cached = _COMPACTED_CACHE.get(self.root)
         if cached is not None and cached[0] == key:
             return cached[1]

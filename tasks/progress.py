@@ -214,17 +214,3 @@ def video_deadline(timeout_s: float | None) -> Iterator[Hook]:
         yield deadline.hook
     finally:
         DEADLINE.reset(token)
-
-
-class Throttle:
-    """Whether ``interval_s`` passed since the last yes; time injected (``now``) so tests need no sleep."""
-
-    def __init__(self, interval_s: float) -> None:
-        self.interval_s = interval_s
-        self._last: float | None = None
-
-    def ready(self, now: float) -> bool:
-        if self._last is not None and now - self._last < self.interval_s:
-            return False
-        self._last = now
-        return True

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from affectflow.tasks.progress import StageProgress, Throttle, all_of, describe
+from affectflow.tasks.progress import StageProgress, all_of, describe
 
 pytestmark = pytest.mark.unit
 
@@ -32,11 +32,6 @@ def test_registry_hook_reports_and_clears_across_threads() -> None:
     assert describe(registry.snapshot()) == "clip.mp4: emotions: rcma 128/512"
     registry.clear("clip.mp4")
     assert registry.snapshot() == {}
-
-
-def test_throttle_with_injected_time() -> None:
-    throttle = Throttle(2.0)
-    assert [throttle.ready(t) for t in (0.0, 1.0, 1.99, 2.0, 3.5, 4.1)] == [True, False, False, True, False, True]
 
 
 def test_run_video_reports_the_stage_hook_to_the_registry_and_clears_it(tmp_path) -> None:

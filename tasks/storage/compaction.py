@@ -25,9 +25,8 @@ removes what a crashed compaction left (data files of a compaction without ``vid
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -140,24 +139,29 @@ def _write_compaction(store: Store, read: Sequence[_Read], report: CompactionRep
 
 def _drop_loose(store: Store, item: _Read, owner: str, report: CompactionReport) -> bool:
     """Under the video's lease: its loose files go if its ``videos`` file is still what was compacted."""
-    with _lease(store, item.uri, owner) as lease:
-        if lease is None:
-            report.held.append(item.video_id)
-            return False
-        path = store.file("videos", item.video_id)
-        try:
-            unchanged = store.fs.cat_file(path) == item.videos_bytes
-        except FileNotFoundError:
-            unchanged = False
-        if not unchanged:
-            report.changed.append(item.video_id)
-            return False
-        store.uncommit(item.video_id)  # from here the compacted rows are the visible ones
-        for name in VIDEO_TABLES:
-            store.remove_path(store.file(name, item.video_id))
-        for name in (*VIDEO_TABLES, "videos"):
-            store.prune_partition(name, item.video_id)
-        return True
+    try:
+        with leases.held(store, leases.video_key(item.uri), owner=owner):
+            return _drop_if_unchanged(store, item, report)
+    except leases.LeaseHeld:  # a run is redoing it: its new files will be compacted next time
+        report.held.append(item.video_id)
+        return False
+
+
+def _drop_if_unchanged(store: Store, item: _Read, report: CompactionReport) -> bool:
+    path = store.file("videos", item.video_id)
+    try:
+        unchanged = store.fs.cat_file(path) == item.videos_bytes
+    except FileNotFoundError:
+        unchanged = False
+    if not unchanged:
+        report.changed.append(item.video_id)
+        return False
+    store.uncommit(item.video_id)  # from here the compacted rows are the visible ones
+    for name in VIDEO_TABLES:
+        store.remove_path(store.file(name, item.video_id))
+    for name in (*VIDEO_TABLES, "videos"):
+        store.prune_partition(name, item.video_id)
+    return True
 
 
 def _remove_orphans(store: Store) -> int:
@@ -191,14 +195,3 @@ def _sorted(table: pa.Table) -> pa.Table:
 
 def _file(name: str, compaction: str) -> str:
     return f"{COMPACTED}/{name}/compaction={compaction}/part-0.parquet"
-
-
-@contextmanager
-def _lease(store: Store, uri: str, owner: str) -> Iterator[leases.Lease | None]:
-    """The video's lease (runs lease a video by its source URI) for one short step; None when held."""
-    lease = leases.acquire(store, leases.video_key(uri), owner=owner)
-    try:
-        yield lease
-    finally:
-        if lease is not None:
-            lease.release()

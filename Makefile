@@ -27,7 +27,7 @@ test: lint
 
 # One tier each (README "Tests"); no lint, for the inner loop.
 test-unit: setup
-	$(call PYTEST,-m unit)
+	$(call PYTEST,-m unit -n auto)
 
 test-models: setup
 	$(call PYTEST,-m models)

@@ -14,8 +14,8 @@ clip of the same size (loading every model: the "load" column, not counted), the
 functions (``VideoSteps.plain()``), so stage times hold no Prefect engine or server overhead.
 Nothing is patched: ``run_video`` takes a timer that also records peak RSS per step and splits
 the emotions stage into features and RCMA by the stage's own progress steps, and a frame source
-that times waiting for decoded frames ("decode", taken out of the faces stage's time). The faces branch runs beside diarization and transcription
-(flows/video.run_stages), so those stage times overlap: they add up to more than the
+that times waiting for decoded frames ("decode", taken out of the faces stage's time). The faces branch (faces, then speaking once the turns are in) runs beside diarization and
+transcription (flows/video.run_stages), so those stage times overlap: they add up to more than the
 whole pipeline, and each is longer than it would be alone on the same cores. Peak RSS
 is the process's VmHWM during the video only (reset via /proc/self/clear_refs after the
 warm-up), also per stage (approximate for overlapping stages: the high-water mark is per process). The decode floor is
@@ -64,6 +64,7 @@ ROWS = (  # (key in the child's JSON, label)
     ("faces", "faces (detect, track, crops)"),
     ("diarize", "diarization"),
     ("transcribe", "transcription"),
+    ("speaking", "speaking (face ↔ voice)"),
     ("features", "features"),
     ("rcma", "RCMA inference"),
     ("emotions_other", "emotions: speakers, rows"),
@@ -251,6 +252,7 @@ def child(video_path: Path, warmup_path: Path) -> dict[str, Any]:
         "faces": stage.get("faces", 0.0) - decode,
         "diarize": stage.get("diarize", 0.0),
         "transcribe": stage.get("transcribe", 0.0),
+        "speaking": stage.get("speaking", 0.0),
         "features": features,
         "rcma": rcma,
         "emotions_other": emotions - features - rcma,
@@ -379,6 +381,7 @@ def print_video(r: dict[str, Any]) -> None:
         "faces": r["stage_rss_mib"].get("faces"),
         "diarize": r["stage_rss_mib"].get("diarize"),
         "transcribe": r["stage_rss_mib"].get("transcribe"),
+        "speaking": r["stage_rss_mib"].get("speaking"),
         "rcma": r["stage_rss_mib"].get("emotions"),
         "write": r["stage_rss_mib"].get("write"),
         "pipeline": r["peak_rss_mib"],

@@ -30,11 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--tracks", type=int, default=3)
     args = parser.parse_args(argv)
-    from playwright.sync_api import sync_playwright
-
     import tests.tablegen as tablegen
     from affectflow.tasks.reports import write_reports
     from affectflow.tasks.storage.store import Store
+    from tests.browser import READY, chromium
 
     seconds = 60 * args.minutes
     with tempfile.TemporaryDirectory(prefix="affectflow-bench-report-") as folder:
@@ -52,19 +51,15 @@ def main(argv: list[str] | None = None) -> int:
         page = Path(write_reports(f"{folder}/out")["long000000000000"])
         write_s = time.perf_counter() - begin
         size_mb = page.stat().st_size / 1e6
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path="/usr/bin/chromium", headless=True, args=["--no-sandbox"]
-            )
+        with chromium() as browser:
             opens = []
             for _ in range(5):
                 tab = browser.new_page()
                 begin = time.perf_counter()
                 tab.goto(page.as_uri())
-                tab.wait_for_function("window.affectflowReady === true", timeout=60_000)
+                tab.wait_for_function(READY, timeout=60_000)
                 opens.append(time.perf_counter() - begin)
                 tab.close()
-            browser.close()
     load = os.getloadavg()[0]
     print(
         f"{args.minutes:g}-minute video, {args.tracks} face tracks: report {size_mb:.2f} MB (target < {SIZE_TARGET_MB:g} MB), "

@@ -7,7 +7,6 @@ word seeks the video, and the index sorts and filters. Screenshots go to the tes
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,10 @@ from typing import Any
 import pytest
 
 from affectflow.tasks.reports import write_reports
+from tests.browser import READY, chromium, open_page
 from tests.report_pages import make_clip, write_root
 
 pytestmark = pytest.mark.integration
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
@@ -31,28 +29,20 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).is_file(), "no chromium: scripts/setup.sh installs Debian's package"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    page = browser.new_page(viewport={"width": 1100, "height": 1300})
-    page.problems = []
-    page.on("console", lambda m: page.problems.append(f"{m.type}: {m.text}") if m.type == "error" else None)
-    page.on("pageerror", lambda err: page.problems.append(f"page error: {err}"))
+    page = open_page(browser, viewport={"width": 1100, "height": 1300})
     yield page
     page.close()
 
 
 def _open(page: Any, path: str) -> None:
     page.goto(Path(path).as_uri())
-    page.wait_for_function("window.affectflowReady === true", timeout=20_000)
+    page.wait_for_function(READY, timeout=20_000)
 
 
 def _state(page: Any) -> dict[str, float]:
@@ -114,5 +104,5 @@ def test_the_index_sorts_filters_and_links_the_reports(page: Any, pages: dict, t
     page.fill("#filter", "")
     page.screenshot(path=str(tmp_path / "index.png"), full_page=True)
     page.locator("a", has_text="dialogue0000000a.mp4").click()
-    page.wait_for_function("window.affectflowReady === true", timeout=20_000)
+    page.wait_for_function(READY, timeout=20_000)
     assert page.url.endswith("dialogue0000000a.html") and page.problems == []

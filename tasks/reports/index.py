@@ -34,6 +34,9 @@ FROM emotions AS e JOIN videos AS v USING (video_id)
 GROUP BY ALL ORDER BY 1, 2
 """
 
+# Served over HTTP (S3, a presigned link) a browser asks the host for /favicon.ico, which an
+# object store answers 404: a console error on every page. An empty inline icon asks nothing.
+NO_ICON = '<link rel="icon" href="data:,">'
 CSS = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.2em auto; max-width: 1200px; padding: 0 1em; color: #222; }
 h1 { font-size: 1.35em; } input { font: inherit; padding: .25em .5em; width: 20em; margin-bottom: .6em; }
@@ -84,7 +87,7 @@ def index_page(con: duckdb.DuckDBPyConnection, reports: set[str]) -> str:
     heads = "".join(f'<th data-type="{kind}">{html.escape(name)}</th>' for name, kind in COLUMNS)
     n_failed = int((videos.status != "ok").sum())
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>affectflow · corpus</title><style>{CSS}</style></head>
+<html lang="en"><head><meta charset="utf-8"><title>affectflow · corpus</title>{NO_ICON}<style>{CSS}</style></head>
 <body><h1>Corpus: {len(videos)} videos, {n_failed} failed</h1>
 <p class="legend">Timeline: mean valence (blue) and arousal (red) over each video, from −1 to 1.
 Click a heading to sort; type to filter.</p>

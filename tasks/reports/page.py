@@ -15,6 +15,7 @@ from bokeh.resources import INLINE
 
 from affectflow.tasks.exports.cues import cues
 from affectflow.tasks.exports.results import VideoResults
+from affectflow.tasks.reports.index import NO_ICON
 from affectflow.tasks.reports.timeline import timeline, track_label
 
 DEMO_WARNING = (
@@ -85,7 +86,7 @@ TEMPLATE = """
 {{ embed(roots.timeline) }}
 {{ details }}
 {% endblock %}
-{% block postamble %}<style>{{ css }}</style><script>{{ page_js }}</script>{% endblock %}
+{% block postamble %}{{ no_icon }}<style>{{ css }}</style><script>{{ page_js }}</script>{% endblock %}
 """  # postamble: after Bokeh's own page style, which it would override
 
 
@@ -93,6 +94,7 @@ def report_page(results: VideoResults, media_url: str | None, thumbnails: dict[i
     """The whole page as one HTML string (Bokeh's JavaScript inlined: no network needed)."""
     variables = {
         "css": CSS,
+        "no_icon": NO_ICON,
         "page_js": PAGE_JS,
         "header": _header(results, media_url),
         "details": _faces(results, thumbnails) + _transcript(results) + _backends(results),

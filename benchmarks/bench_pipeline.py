@@ -14,9 +14,10 @@ clip of the same size (loading every model: the "load" column, not counted), the
 functions (``VideoSteps.plain()``), so stage times hold no Prefect engine or server overhead.
 Nothing is patched: ``run_video`` takes a timer that also records peak RSS per step and splits
 the emotions stage into features and RCMA by the stage's own progress steps, and a frame source
-that times waiting for decoded frames ("decode", taken out of the faces stage's time). The faces branch (faces, then speaking once the turns are in) runs beside diarization and
-transcription (flows/video.run_stages), so those stage times overlap: they add up to more than the
-whole pipeline, and each is longer than it would be alone on the same cores. Peak RSS
+that times waiting for decoded frames ("decode", taken out of the faces stage's time). The
+faces branch (faces, then speaking once the turns are in) runs beside diarization and
+transcription (flows/video.run_stages), so those stage times overlap: they add up to more
+than the whole pipeline, and each is longer than it would be alone on the same cores. Peak RSS
 is the process's VmHWM during the video only (reset via /proc/self/clear_refs after the
 warm-up), also per stage (approximate for overlapping stages: the high-water mark is per process). The decode floor is
 ``tasks/media/frames.iter_frames`` over the same file at the pipeline's fps and max_side,

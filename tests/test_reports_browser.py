@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from affectflow.tasks.reports import write_reports
-from tests.browser import READY, chromium, open_page
+from tests.browser import READY, chromium, open_page, play_past
 from tests.report_pages import make_clip, write_root
 
 pytestmark = pytest.mark.integration
@@ -35,7 +35,7 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    page = open_page(browser, viewport={"width": 1100, "height": 1300})
+    page = open_page(browser)
     yield page
     page.close()
 
@@ -60,8 +60,7 @@ def test_the_report_opens_with_one_line_per_face_and_playback_moves_the_cursor(
         "() => [...Bokeh.documents[0].all_models].filter(m => m.name && m.name.startsWith('valence-track-')).length"
     )
     assert lines == 3
-    page.evaluate("() => { const v = document.getElementById('video'); v.muted = true; return v.play(); }")
-    page.wait_for_function("document.getElementById('video').currentTime > 1.0", timeout=15_000)
+    play_past(page, 1.0)
     page.evaluate("() => document.getElementById('video').pause()")
     page.wait_for_timeout(300)
     state = _state(page)

@@ -19,6 +19,7 @@ import pytest
 from affectflow.flows.cli import main
 from affectflow.tasks.storage import leases
 from affectflow.tasks.storage.store import Store
+from tests.browser import READY, chromium, open_page, play_past
 from tests.servers import S3Server, environment, forget_s3_clients, free_port, s3_server
 
 pytestmark = pytest.mark.integration  # a moto server, the Prefect engine and real models
@@ -38,6 +39,14 @@ def s3_run(s3: S3Server, corpus) -> tuple[str, str]:  # type: ignore[no-untyped-
     s3.upload([corpus.root / "interview.mp4", corpus.root / bad], source)
     assert main(["run", source, "--out", out]) == 1  # the bad file failed, the clip is ok
     return source, out
+
+
+def presigned_report(s3: S3Server, out: str) -> str:
+    """The presigned URL of the one video report under ``out`` (the run's ok clip)."""
+    import s3fs
+
+    (page,) = [key for key in s3.keys(f"{out}/reports") if key.endswith(".html") and key != "index.html"]
+    return str(s3fs.S3FileSystem().sign(f"{out.removeprefix('s3://')}/reports/{page}"))
 
 
 def sql(capsys: pytest.CaptureFixture[str], out: str, query: str) -> list[dict[str, str]]:
@@ -172,8 +181,7 @@ def test_the_report_pages_on_s3_open_over_http_and_play_the_presigned_source(
     fs = s3fs.S3FileSystem()
     pages = [key for key in s3.keys(f"{out}/reports") if key.endswith(".html")]
     assert "index.html" in pages and len(pages) == 2  # the ok clip's page and the index
-    (page,) = [key for key in pages if key != "index.html"]
-    with urllib.request.urlopen(fs.sign(f"{out.removeprefix('s3://')}/reports/{page}"), timeout=30) as response:
+    with urllib.request.urlopen(presigned_report(s3, out), timeout=30) as response:
         assert response.headers["Content-Type"].startswith("text/html")  # a browser renders it, not downloads
         html = response.read().decode()
     (media,) = re.findall(r'<video id="video"[^>]* src="([^"]+)"', html)
@@ -186,21 +194,14 @@ def test_the_presigned_report_opens_in_chromium_without_an_error_and_its_video_p
     s3: S3Server, s3_run: tuple[str, str], tmp_path: Path
 ) -> None:
     """The same link in a real browser: the page runs (Bokeh inlined, nothing from a CDN) and plays the S3 object."""
-    import s3fs
-
-    from tests.browser import READY, chromium, open_page
-
     _, out = s3_run
-    fs = s3fs.S3FileSystem()
-    (page_key,) = [key for key in s3.keys(f"{out}/reports") if key.endswith(".html") and key != "index.html"]
     with chromium() as browser:
-        page = open_page(browser, viewport={"width": 1100, "height": 1300})
+        page = open_page(browser)
         requests: list[str] = []
         page.on("request", lambda request: requests.append(request.url))
-        page.goto(fs.sign(f"{out.removeprefix('s3://')}/reports/{page_key}"))
+        page.goto(presigned_report(s3, out))
         page.wait_for_function(READY, timeout=20_000)
-        page.evaluate("() => { const v = document.getElementById('video'); v.muted = true; return v.play(); }")
-        page.wait_for_function("document.getElementById('video').currentTime > 0.5", timeout=15_000)
+        play_past(page, 0.5)
         duration = page.evaluate("() => document.getElementById('video').duration")
         page.screenshot(path=str(tmp_path / "s3-report.png"), full_page=True)
         assert page.problems == []

@@ -142,6 +142,8 @@ def run_corpus(
     started = datetime.now(UTC)
     run_id = _run_id()
     store = Store(out)
+    if removed := store.remove_abandoned_temporaries():
+        logger.info("removed %d temporary files that killed runs left under %s", removed, out)
     checked = preflight_done.get()
     if checked is not None and (checked.source, checked.out) == (source, out):
         files = checked.files

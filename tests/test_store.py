@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +17,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from affectflow.tasks.query.views import connect
 from affectflow.tasks.records import Emotions, TrackLink
-from affectflow.tasks.storage.store import Store, StoreError
+from affectflow.tasks.storage.store import Store, StoreError, temporary_path
 from affectflow.tasks.storage.tables import SCHEMAS, VIDEO_TABLES, emotions_table, to_table, tracks_table
 
 pytestmark = pytest.mark.unit
@@ -165,6 +168,30 @@ def test_rewriting_a_video_removes_temporary_files_of_a_killed_write(tmp_path: P
     (partition / ".tmp-0123").write_bytes(b"half an upload")  # what SIGKILL mid-write leaves
     store.write_video("abc", {"speaker_turns": _turns("abc", 2)}, {"video_id": "abc", "status": "ok"})
     assert sorted(p.name for p in partition.iterdir()) == ["part-0.parquet"]
+
+
+def test_a_run_removes_what_killed_writers_left_in_the_roots_own_folders_and_nothing_in_flight(
+    tmp_path: Path,
+) -> None:
+    store = Store(str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    here, elsewhere = socket.gethostname(), "another-host.example"
+    left = {  # what SIGKILL between a lease's write and its link, or mid-manifest, leaves
+        f"_leases/.tmp-{'a' * 32}.{dead.stdout.strip()}@{here}",
+        f"_manifest/.tmp-{'b' * 32}.{dead.stdout.strip()}@{here}",
+        f"runs/run_id=r1/.tmp-{'c' * 32}.{dead.stdout.strip()}@{here}",
+    }
+    kept = {
+        f"_leases/.tmp-{'d' * 32}.{os.getpid()}@{here}",  # a live writer's, mid-write
+        f"_manifest/.tmp-{'e' * 32}.{dead.stdout.strip()}@{elsewhere}",  # a pid of another host means nothing
+        f"faces/video_id=v1/.tmp-{'f' * 32}.{dead.stdout.strip()}@{here}",  # a video's own: cleaned under its lease
+    }
+    for relative in left | kept:
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_bytes(b"half a file")
+    assert store.remove_abandoned_temporaries() == len(left)
+    assert _files(tmp_path) == kept
+    assert temporary_path(str(tmp_path)).endswith(f".{os.getpid()}@{here}")  # what the store's writers name
 
 
 def _files(root: Path) -> set[str]:

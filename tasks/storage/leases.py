@@ -45,7 +45,7 @@ import fsspec
 import psutil
 
 from affectflow.tasks.storage.fs import is_local, url_to_fs
-from affectflow.tasks.storage.store import Store
+from affectflow.tasks.storage.store import Store, temporary_path
 
 DEFAULT_TTL_S = 120.0  # a holder missing 3 heartbeats in a row (30 s apart) is still not taken over
 GRACE = 0.1  # a holder gives its lease up once less than this share of ttl_s is left, so its late
@@ -262,7 +262,7 @@ def _overwrite(store: Store, path: str, record: dict[str, Any]) -> None:
 
 
 def _write_temporary(path: str, data: bytes) -> str:
-    temporary = f"{os.path.dirname(path)}/.tmp-{uuid.uuid4().hex}"
+    temporary = temporary_path(os.path.dirname(path))
     with open(temporary, "wb") as handle:
         handle.write(data)
         handle.flush()

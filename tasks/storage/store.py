@@ -29,6 +29,7 @@ import io
 import json
 import mimetypes
 import os
+import socket
 import time
 import uuid
 from collections.abc import Mapping
@@ -36,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import fsspec
+import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -56,6 +58,25 @@ class StoreError(Exception):
 
 
 PERMANENT_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.EDQUOT, errno.ENAMETOOLONG}
+
+TEMPORARY = ".tmp-"  # no reader globs names that start with a dot
+OWN_FOLDERS = ("_leases/.tmp-*", "_manifest/.tmp-*", "runs/*/.tmp-*")  # written outside any video's lease
+
+
+def temporary_path(directory: str) -> str:
+    """A fresh name in ``directory`` that no reader globs: ``.tmp-<uuid>.<pid>@<host>``.
+
+    The writer's pid and host in the name let a later run tell what a killed writer left
+    behind (its pid is gone) from a write another process is making right now.
+    """
+    return f"{directory}/{TEMPORARY}{uuid.uuid4().hex}.{os.getpid()}@{socket.gethostname()}"
+
+
+def written_by_a_dead_process(path: str) -> bool:
+    """A temporary of this host whose writer no longer runs (another host's pid says nothing here)."""
+    writer = path.rsplit("/", 1)[-1].removeprefix(TEMPORARY).partition(".")[2]
+    pid, _, host = writer.partition("@")
+    return host == socket.gethostname() and pid.isdigit() and not psutil.pid_exists(int(pid))
 
 
 def write_file(path: str, table: pa.Table) -> None:
@@ -171,6 +192,19 @@ class Store:
             for path in self.glob(f"{name}/video_id={glob_escape(video_id)}/.tmp-*"):
                 self._remove(path, quiet=True)
 
+    def remove_abandoned_temporaries(self) -> int:
+        """Delete what killed writers left in the root's own folders (leases, manifests, runs); how many.
+
+        A video's own folders are cleaned when it is rewritten (under its lease). Local roots
+        only: on an object store those files are written in one PUT and leave nothing behind.
+        """
+        if not is_local(self.fs):
+            return 0
+        abandoned = [p for pattern in OWN_FOLDERS for p in self.glob(pattern) if written_by_a_dead_process(p)]
+        for path in abandoned:
+            self._remove(path, quiet=True)
+        return len(abandoned)
+
     def delete_video(self, video_id: str) -> None:
         """Remove every row of a video (its source file changed or disappeared); compacted rows get a tombstone."""
         if video_id in self.compacted_videos():
@@ -194,7 +228,7 @@ class Store:
 
     def _put_temporary(self, path: str, data: bytes) -> str:
         """Write ``data`` next to ``path`` under a name no reader globs (``.tmp-…``); return that name."""
-        temporary = f"{path.rsplit('/', 1)[0]}/.tmp-{uuid.uuid4().hex}"
+        temporary = temporary_path(path.rsplit("/", 1)[0])
         self._put(temporary, data)
         return temporary
 

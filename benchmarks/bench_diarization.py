@@ -11,9 +11,9 @@ diarization RTF, each against the targets of issue 22. The WAVs are cached under
 ``$AFFECTFLOW_CACHE_DIR/conversations/seed<seed>``.
 
 ``--calibrate`` re-derives tasks/speech/ge2e_calibration.npz from the tuning half only:
-the mean embedding (the centre), then the merge threshold, size bonus and minimum cluster
-size that count the tuning conversations right most often (ties: the setting whose grid
-neighbours do best, i.e. the middle of the widest plateau).
+the mean embedding (the centre), then the merge threshold, size bonus, minimum cluster
+size and cannot-link tolerance that count the tuning conversations right most often (ties:
+the setting whose grid neighbours do best, i.e. the middle of the widest plateau).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ GRID: dict[str, Any] = {  # calibration grid: threshold, size bonus, minimum clu
     "threshold": np.round(np.arange(0.40, 0.801, 0.025), 3),
     "size_bonus": (0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8),
     "min_cluster_size": (1, 3, 5, 7),
+    "cannot_tolerance": (0.0, 0.1, 0.2, 0.3, 0.5),
 }
 
 
@@ -83,7 +84,7 @@ def measure(truth: DialogueTruth, n: int, overlap: bool, config: DiarizeConfig) 
         start = time.perf_counter()
         turns = diarize(truth.wav, config).turns
         seconds = time.perf_counter() - start
-    error, total = diarization_errors(truth, turns)
+        error, total = diarization_errors(truth, turns)  # pyannote.metrics warns of its approximated UEM
     found = len({t.speaker for t in turns})
     return {"n": n, "overlap": overlap, "found": found, "error": error, "total": total, "der": error / total,
             "boundaries": boundary_errors(truth, turns), "seconds": seconds, "duration": truth.duration}  # fmt: skip
@@ -135,7 +136,7 @@ def calibrate(tuning: list[DialogueTruth]) -> None:
     """Write CALIBRATION from the tuning conversations' embeddings (see the module docstring)."""
     from affectflow.tasks.speech.clustering import Calibration, ConstrainedClustering
 
-    pipeline = load_pipeline("default", None, "cpu")
+    pipeline = load_pipeline("constrained", None, "cpu")  # the pipeline diarize() below runs
     recorded: list[tuple[np.ndarray, np.ndarray]] = []  # per conversation: (n, 256) embeddings, (n,) windows
 
     class Recorder(ConstrainedClustering):
@@ -154,20 +155,20 @@ def calibrate(tuning: list[DialogueTruth]) -> None:
     truths = [len(truth.speakers) for truth in tuning]  # each conversation's clustering ran once
     centre = np.concatenate([train for train, _ in recorded]).mean(0)
     scores = {}
-    for threshold, bonus, min_size in itertools.product(*GRID.values()):
-        clustering = ConstrainedClustering(Calibration(centre, threshold, bonus, min_size), MAX_SPEAKERS)
+    for setting in itertools.product(*GRID.values()):
+        clustering = ConstrainedClustering(Calibration(centre, *setting), MAX_SPEAKERS)
         right = [
             clustering.cluster_windows(train - centre, chunks, 1, MAX_SPEAKERS).max() + 1 == truths[k]
             for k, (train, chunks) in enumerate(recorded)
         ]
-        scores[(threshold, bonus, min_size)] = float(np.mean(right))
+        scores[setting] = float(np.mean(right))
     best = max(scores, key=lambda key: (scores[key], plateau(scores, key)))
     Calibration(centre, *best).save(CALIBRATION)
-    print(f"calibrated on {len(recorded)} tuning conversations: threshold, size bonus, min size = {best},"
+    print(f"calibrated on {len(recorded)} tuning conversations: threshold, size bonus, min size, cannot tolerance = {best},"
           f" count right {scores[best]:.0%} (neighbours {plateau(scores, best):.0%}) → {CALIBRATION}")  # fmt: skip
 
 
-def plateau(scores: dict[tuple[float, float, int], float], key: tuple[float, float, int]) -> float:
+def plateau(scores: dict[tuple[Any, ...], float], key: tuple[Any, ...]) -> float:
     """Mean score of the grid neighbours of ``key`` (one step in any one parameter)."""
     axes = [list(values) for values in GRID.values()]
     neighbours = []

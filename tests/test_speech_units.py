@@ -136,10 +136,10 @@ def test_words_index_the_vad_chunk_they_start_in() -> None:
     assert [chunk_index(chunks, t) for t in (0.5, 19.9, 21.0, 44.0)] == [0, 0, 1, 1]
 
 
-def clustering(threshold: float = 0.675, size_bonus: float = 0.6, min_cluster_size: int = 5):  # type: ignore[no-untyped-def]
+def clustering(threshold: float = 0.675, size_bonus: float = 0.6, min_cluster_size: int = 5, tolerance: float = 0.0):  # type: ignore[no-untyped-def]
     from affectflow.tasks.speech.clustering import Calibration, ConstrainedClustering
 
-    return ConstrainedClustering(Calibration(np.zeros(256), threshold, size_bonus, min_cluster_size), 8)
+    return ConstrainedClustering(Calibration(np.zeros(256), threshold, size_bonus, min_cluster_size, tolerance), 8)
 
 
 def voices(rng: np.random.Generator, true_k: int, per_voice: int = 20) -> np.ndarray:
@@ -160,9 +160,25 @@ def test_one_window_s_local_speakers_are_never_one_cluster() -> None:
     rng = np.random.default_rng(2)
     embeddings = voices(rng, 1, per_voice=30)  # one voice everywhere ...
     chunks = np.repeat(np.arange(15), 2)  # ... but the segmentation saw two speakers in every window
-    clusters = clustering().cluster_windows(embeddings, chunks, 1, 8)
-    assert len(set(clusters)) == 2
-    assert all(clusters[2 * w] != clusters[2 * w + 1] for w in range(15))
+    for tolerance in (0.0, 0.3):  # in every window: far more cannot-links than any tolerance forgives
+        clusters = clustering(tolerance=tolerance).cluster_windows(embeddings, chunks, 1, 8)
+        assert len(set(clusters)) == 2
+        assert all(clusters[2 * w] != clusters[2 * w + 1] for w in range(15))
+
+
+def test_one_window_that_split_a_voice_does_not_keep_it_apart_within_the_tolerance() -> None:
+    from affectflow.tasks.speech.clustering import merge
+
+    rng = np.random.default_rng(5)
+    embeddings = voices(rng, 2, per_voice=20)  # voice A: 0..19, voice B: 20..39
+    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    halves = np.repeat([0, 1, 2], [10, 10, 20])  # A in two clusters of 10, B in one
+    cannot = np.zeros((40, 40), dtype=bool)
+    cannot[0, 10] = cannot[10, 0] = True  # one window where the segmentation saw A as two local speakers
+    assert len(set(merge(unit, halves, cannot, 1, 0.675, 0.6))) == 3  # no tolerance: A stays split
+    clusters = merge(unit, halves, cannot, 1, 0.675, 0.6, cannot_tolerance=0.2)  # 1 pair ≤ 0.2 × 10
+    assert len(set(clusters)) == 2 and len(set(clusters[:20])) == 1 and len(set(clusters[20:])) == 1
+    assert len(set(merge(unit, halves, cannot, 1, 0.675, 0.6, cannot_tolerance=0.05))) == 3  # 1 pair > 0.05 × 10
 
 
 def test_a_few_stray_embeddings_are_not_a_speaker() -> None:

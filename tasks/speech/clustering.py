@@ -10,7 +10,7 @@
   kept apart from the benchmark's held-out half (docs/speech.md), with cannot-link constraints
   from the segmentation; on pyannote's clustering base (which filters embeddings, and assigns
   every chunk's speakers to the centroids). The ``constrained`` diarizer's: better speaker
-  counts on the generated benchmark, worse on the real call (docs/speech.md), so not the default.
+  counts on the generated benchmark, worse on one test dialogue (docs/speech.md), so not the default.
 
 Imported only when the default diarizer is built: it pulls in pyannote.audio and torch.
 """
@@ -116,19 +116,25 @@ class Calibration:
     ``threshold`` and ``size_bonus``: two clusters are one speaker while the cosine similarity of
     their centred unit centroids plus ``size_bonus / sqrt(smaller size)`` reaches ``threshold``
     (:func:`merge`). ``min_cluster_size``: embeddings a cluster needs to count as a speaker.
-    Written by ``benchmarks/bench_diarization.py --calibrate``.
+    ``cannot_tolerance``: cannot-linked pairs two clusters may have, per embedding of the
+    smaller one, and still merge (0: none). Written by ``benchmarks/bench_diarization.py --calibrate``.
     """
 
     centre: np.ndarray
     threshold: float
     size_bonus: float
     min_cluster_size: int
+    cannot_tolerance: float = 0.0
 
     @classmethod
     def load(cls, path: Path) -> Calibration:
         with np.load(path) as saved:
             return cls(
-                saved["centre"], float(saved["threshold"]), float(saved["size_bonus"]), int(saved["min_cluster_size"])
+                saved["centre"],
+                float(saved["threshold"]),
+                float(saved["size_bonus"]),
+                int(saved["min_cluster_size"]),
+                float(saved["cannot_tolerance"]) if "cannot_tolerance" in saved else 0.0,
             )
 
     def save(self, path: Path) -> None:
@@ -138,6 +144,7 @@ class Calibration:
             threshold=self.threshold,
             size_bonus=self.size_bonus,
             min_cluster_size=self.min_cluster_size,
+            cannot_tolerance=self.cannot_tolerance,
         )
 
 
@@ -145,8 +152,9 @@ class ConstrainedClustering(BaseClustering):
     """Centroid-linkage agglomerative clustering of centred embeddings with cannot-link constraints.
 
     Embeddings of one segmentation window that the segmentation model calls different local
-    speakers are never merged (cannot-link). Merging stops when no pair of clusters is similar
-    enough for its sizes (:func:`merge`, calibrated), or at ``min_clusters``; clusters of
+    speakers are cannot-linked; clusters merge only within the calibration's tolerance of such
+    pairs. Merging stops when no pair of clusters is similar enough for its sizes (:func:`merge`,
+    calibrated), or at ``min_clusters``; clusters of
     fewer than ``min_cluster_size`` embeddings are then given to their nearest cluster, and the
     bounds ``min_clusters`` / ``max_clusters`` / ``num_clusters`` are enforced by merging on.
     """
@@ -201,36 +209,46 @@ class ConstrainedClustering(BaseClustering):
     def cluster_unit(self, unit: np.ndarray, chunks: np.ndarray, min_k: int, max_k: int) -> np.ndarray:
         cannot = chunks[:, None] == chunks[None]  # (n, n): same window, different local speakers
         singletons = np.arange(len(unit))
-        calibration = self.calibration
-        clusters = merge(unit, singletons, cannot, min_k, calibration.threshold, calibration.size_bonus)
-        clusters = absorb_small(unit, clusters, calibration.min_cluster_size, min_k)
+        c = self.calibration
+        clusters = merge(unit, singletons, cannot, min_k, c.threshold, c.size_bonus, c.cannot_tolerance)
+        clusters = absorb_small(unit, clusters, c.min_cluster_size, min_k)
         if clusters.max() + 1 > max_k:  # a bound the user gave outranks the segmentation's cannot-links
-            clusters = merge(unit, clusters, np.zeros_like(cannot), max_k, -np.inf, calibration.size_bonus)
+            clusters = merge(unit, clusters, np.zeros_like(cannot), max_k, -np.inf, c.size_bonus)
         if clusters.max() + 1 < min_k:  # the threshold (or absorption) went below the bound: merge to it
-            clusters = merge(unit, singletons, cannot, min_k, -np.inf, calibration.size_bonus)
+            clusters = merge(unit, singletons, cannot, min_k, -np.inf, c.size_bonus, c.cannot_tolerance)
         return clusters
 
 
 def merge(
-    unit: np.ndarray, clusters: np.ndarray, cannot: np.ndarray, stop_k: int, threshold: float, size_bonus: float
+    unit: np.ndarray,
+    clusters: np.ndarray,
+    cannot: np.ndarray,
+    stop_k: int,
+    threshold: float,
+    size_bonus: float,
+    cannot_tolerance: float = 0.0,
 ) -> np.ndarray:
     """Merge the best-scoring pair of clusters until ``stop_k`` remain or no score reaches ``threshold``.
 
     A pair's score is the cosine similarity of their unit centroids plus
     ``size_bonus / sqrt(smaller cluster's size)``: a centroid of few embeddings is a noisy
     estimate of a voice, so it must be much less similar before it counts as a speaker of
-    its own. Cannot-linked clusters never merge. clusters: (n,) → (n,).
+    its own. Cannot-linked clusters merge only while their cannot-linked embedding pairs
+    number at most ``cannot_tolerance`` × the smaller cluster's size: one window where the
+    segmentation split a voice in two must not keep that voice apart for the whole recording.
+    clusters: (n,) → (n,).
     """
     k = clusters.max() + 1
     members = np.eye(k, dtype=np.float32)[clusters]  # (n, k)
     sums = members.T.astype(np.float64) @ unit  # (k, 256): centroid linkage on unit vectors
     sizes = members.sum(0).astype(np.float64)  # (k,)
-    blocked = (members.T @ cannot.astype(np.float32) @ members) > 0  # (k, k): some pair cannot link
+    conflicts = (members.T @ cannot.astype(np.float32) @ members).astype(np.float64)  # (k, k): cannot-linked pairs
+    smaller = np.minimum(sizes[:, None], sizes[None])  # (k, k)
+    blocked = conflicts > cannot_tolerance * smaller
     np.fill_diagonal(blocked, True)
     alive = np.ones(k, dtype=bool)
     centroids = sums / np.linalg.norm(sums, axis=1, keepdims=True)
-    bonus = size_bonus / np.sqrt(np.minimum(sizes[:, None], sizes[None]))
-    score = np.where(blocked, -np.inf, centroids @ centroids.T + bonus)  # (k, k), updated per merge
+    score = np.where(blocked, -np.inf, centroids @ centroids.T + size_bonus / np.sqrt(smaller))  # (k, k), per merge
     owner = np.arange(k)
     while alive.sum() > stop_k:
         a, b = np.unravel_index(np.argmax(score), score.shape)
@@ -240,11 +258,13 @@ def merge(
         sizes[a] += sizes[b]
         alive[b] = False
         owner[owner == b] = a
-        blocked[a] |= blocked[b]
-        blocked[:, a] = blocked[a]
+        conflicts[a] += conflicts[b]
+        conflicts[:, a] = conflicts[a]
         centroids[a] = sums[a] / np.linalg.norm(sums[a])
-        row = centroids @ centroids[a] + size_bonus / np.sqrt(np.minimum(sizes, sizes[a]))
-        row[blocked[a] | ~alive] = -np.inf
+        smaller_a = np.minimum(sizes, sizes[a])
+        row = centroids @ centroids[a] + size_bonus / np.sqrt(smaller_a)
+        row[(conflicts[a] > cannot_tolerance * smaller_a) | ~alive] = -np.inf
+        row[a] = -np.inf
         score[a], score[:, a] = row, row
         score[b], score[:, b] = -np.inf, -np.inf
     return np.unique(owner[clusters], return_inverse=True)[1]

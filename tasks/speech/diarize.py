@@ -12,8 +12,8 @@ algorithm (segmentation → speaker counting → embeddings → clustering → r
   number of speakers from the eigengap of the affinity graph (both in tasks/speech/clustering.py).
 - ``"constrained"``: the default's models with agglomerative clustering of centred embeddings
   under cannot-link constraints, calibrated on generated conversations (ge2e_calibration.npz),
-  and turns cut at silences. Better speaker counts on the generated benchmark, worse on the
-  real call (docs/speech.md), so opt-in.
+  and turns cut at silences. Better speaker counts on the generated benchmark, but one
+  dialogue of the test suite gets too many words' speakers wrong (docs/speech.md), so opt-in.
 
 Models load once per process (:func:`load_pipeline` is cached by its arguments).
 """

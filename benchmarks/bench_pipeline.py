@@ -266,6 +266,7 @@ def child(video_path: Path, warmup_path: Path) -> dict[str, Any]:
         "rss_resettable": memory.resettable,
         "threads": _threads(),
         "load": os.getloadavg(),
+        "longest": sorted(timer.longest.items(), key=lambda item: -item[1])[:3],
     }
 
 
@@ -395,6 +396,8 @@ def print_video(r: dict[str, Any]) -> None:
         print(f"  {label:<30} {r[key]:8.2f} {r[key] / d:7.3f} {rss_text}")
     print(f"  {'pipeline / decode floor':<30} {r['pipeline'] / r['floor']:8.1f}x")
     print(f"  {'RSS after model loads':<30} {'':>16} {r['rss_after_load_mib']:13.0f}")
+    stretches = "; ".join(f"{seconds:.2f} s in {step}" for step, seconds in r["longest"])
+    print(f"  longest stretches without a progress step (how late a stop or timeout acts): {stretches}")
     if not r["rss_resettable"]:
         print("  (/proc/self/clear_refs not writable: peaks include the warm-up)")
 
@@ -412,9 +415,10 @@ def print_summary(results: list[dict[str, Any]], rcma: dict[str, Any] | None, e2
     for r in results:
         d = r["duration_s"]
         rtf, ratio = r["pipeline"] / d, r["pipeline"] / r["floor"]
+        step, stretch = r["longest"][0]
         print(
             f"  {r['size']} {d:5.0f} s: RTF {rtf:.3f} {'ok' if rtf <= 0.5 else 'MISSED'}, "
-            f"{ratio:.1f}× floor {'ok' if ratio <= 5 else 'MISSED'}"
+            f"{ratio:.1f}× floor {'ok' if ratio <= 5 else 'MISSED'}; a stop acts within {stretch:.2f} s ({step})"
         )
     by_size: dict[str, dict[float, float]] = {}
     for r in results:

@@ -197,11 +197,15 @@ class StageTimer:
     Called as ``timer(name, fn, *args)`` around each step. ``step`` is a progress hook: it
     charges the time since the same thread's previous mark to the step being reported, so a
     benchmark can split a stage into its parts (features, RCMA) without touching the stage.
+    ``longest`` keeps, per step, the longest stretch a thread went without a progress step
+    (``"<stage>: after its last step"`` for the stretch that ends the stage): a stop request or
+    a timeout is seen only at a progress step, so this is how late either can act.
     """
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
         self.steps: dict[str, float] = {}
+        self.longest: dict[str, float] = {}
         self._marks = threading.local()
 
     def __call__(self, name: str, fn: Callable[..., T], *args: Any) -> T:
@@ -209,12 +213,20 @@ class StageTimer:
         try:
             return fn(*args)
         finally:
-            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - begin, 3)
+            end = time.perf_counter()
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + end - begin, 3)
+            self._longest(f"{name}: after its last step", end - self._marks.t)
 
     def step(self, step: str, completed: int, total: int | None) -> None:
         now = time.perf_counter()
-        self.steps[step] = self.steps.get(step, 0.0) + now - getattr(self._marks, "t", now)
+        stretch = now - getattr(self._marks, "t", now)
+        self.steps[step] = self.steps.get(step, 0.0) + stretch
+        self._longest(step, stretch)
         self._marks.t = now
+
+    def _longest(self, step: str, stretch: float) -> None:
+        if stretch > self.longest.get(step, 0.0):
+            self.longest[step] = stretch
 
 
 @dataclass(frozen=True)

@@ -189,8 +189,13 @@ def test_the_timer_charges_each_progress_step_the_time_since_the_last_mark() -> 
         timer.step("features", 1, 2)
         time.sleep(0.15)
         timer.step("rcma", 2, 2)
+        time.sleep(0.1)
 
     timer("emotions", stage)
+    # the longest stretch without a progress step: how late a stop or a timeout can act
+    assert set(timer.longest) == {"features", "rcma", "emotions: after its last step"}
+    assert timer.longest["rcma"] >= 0.15 and timer.longest["emotions: after its last step"] >= 0.1
+    assert max(timer.longest, key=timer.longest.__getitem__) == "rcma"
     # sleeps only ever overshoot (a busy machine): lower bounds are exact, the order is robust
     assert timer.steps["features"] >= 0.05 and timer.steps["rcma"] >= 0.15
     assert timer.steps["rcma"] > timer.steps["features"] + 0.05

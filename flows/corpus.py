@@ -10,11 +10,13 @@ from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, get_type_hints
 
 from prefect import flow, get_run_logger, task
 from prefect.context import get_run_context
+from prefect.exceptions import TerminationSignal
 from prefect.futures import PrefectFuture, as_completed
 
 from affectflow.flows.artifacts import RunArtifacts
@@ -24,10 +26,10 @@ from affectflow.flows.scaleout import Submit, video_submitter
 from affectflow.flows.video import IO_RETRIES, VideoResult, is_finished, retry_transient_io
 from affectflow.tasks.config import PipelineConfig, pipeline_version
 from affectflow.tasks.media.tools import check_tools
-from affectflow.tasks.progress import PROGRESS
+from affectflow.tasks.progress import PROGRESS, Interrupted
 from affectflow.tasks.storage.discover import SourceFile, discover
 from affectflow.tasks.storage.fs import check_root, is_local, probe_writable
-from affectflow.tasks.storage.store import Store
+from affectflow.tasks.storage.store import Store, StoreError
 from affectflow.tasks.storage.tables import to_table
 
 OnVideoDone = Callable[[VideoResult, int, int], None]  # (result, n_done, n_total)
@@ -162,20 +164,27 @@ def run_corpus(
     artifacts = RunArtifacts(len(files))
     for result in summary.results:
         _report(result, summary, len(files), on_video_done, artifacts)
-    with video_submitter(dask_address, dask_local_workers) as submit, artifacts.watching(PROGRESS):
-        jobs = _bounded_map(submit, todo, workers, out, config, run_id, work_dir, video_timeout_s, force)
-        for source_file, future in jobs:
-            _report(_outcome(source_file, future), summary, len(files), on_video_done, artifacts)
-    _link_people(out, config, summary.results)
-    plots = _timeline_plots(store, summary.results)
-    processed = [r.video_id for r in summary.results if r.status == "ok" and r.video_id]
-    pages = publish(store, processed, reports=not no_reports, export_formats=export_formats or ())
-    summary.index = pages.pop("index", None)
-    if compact:
-        _compact(store, run_id)
-    artifacts.summary(summary.results, plots, pages, summary.index)
-    summary.elapsed_s = (datetime.now(UTC) - started).total_seconds()
-    store.write("runs", run_id, to_table("runs", [_run_row(summary, config, started, force, workers)]))
+    record = partial(_record_run, store, summary, config, started, force, workers)
+    try:
+        with video_submitter(dask_address, dask_local_workers) as submit, artifacts.watching(PROGRESS):
+            jobs = _bounded_map(submit, todo, workers, out, config, run_id, work_dir, video_timeout_s, force)
+            for source_file, future in jobs:
+                _report(_outcome(source_file, future), summary, len(files), on_video_done, artifacts)
+        _link_people(out, config, summary.results)
+        plots = _timeline_plots(store, summary.results)
+        processed = [r.video_id for r in summary.results if r.status == "ok" and r.video_id]
+        pages = publish(store, processed, reports=not no_reports, export_formats=export_formats or ())
+        summary.index = pages.pop("index", None)
+        if compact:
+            _compact(store, run_id)
+        artifacts.summary(summary.results, plots, pages, summary.index)
+    except (Interrupted, TerminationSignal):  # inside a flow, Prefect's SIGTERM handler raises its own
+        try:  # the runs table says how far it got; the signal still ends the run
+            record("interrupted")
+        except StoreError as err:
+            logger.warning("could not record the interrupted run %s: %s", run_id, err)
+        raise
+    record("finished")
     logger.info(
         "run %s: %d ok, %d failed, %d skipped",
         run_id,
@@ -273,8 +282,22 @@ def _run_id() -> str:
         return uuid.uuid4().hex
 
 
+def _record_run(
+    store: Store,
+    summary: RunSummary,
+    config: PipelineConfig,
+    started: datetime,
+    force: bool,
+    workers: int,
+    status: str,
+) -> None:
+    summary.elapsed_s = (datetime.now(UTC) - started).total_seconds()
+    row = _run_row(summary, config, started, force, workers, status)
+    store.write("runs", summary.run_id, to_table("runs", [row]))
+
+
 def _run_row(
-    summary: RunSummary, config: PipelineConfig, started: datetime, force: bool, workers: int
+    summary: RunSummary, config: PipelineConfig, started: datetime, force: bool, workers: int, status: str
 ) -> dict[str, Any]:
     return {
         "run_id": summary.run_id,
@@ -288,6 +311,7 @@ def _run_row(
         "n_skipped": summary.count("skipped"),
         "parameters": json.dumps({"config": json.loads(config.to_json()), "force": force, "workers": workers}),
         "versions": json.dumps({"affectflow": pipeline_version(), "python": platform.python_version()}),
+        "status": status,
     }
 
 

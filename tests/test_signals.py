@@ -137,9 +137,13 @@ def test_a_signal_mid_video_commits_nothing_in_flight_and_leaves_no_process(
     partitions = {path.name for path in out.glob("*/video_id=*")}
     assert partitions == {f"video_id={row['video_id']}" for row in rows}
     assert len(list((out / "_manifest").iterdir())) == len(rows)
+    # the runs table says the run was interrupted, and how far it got
+    (run_row,) = _sql(out, "SELECT status, n_ok, n_failed FROM runs")
+    assert run_row == {"status": "interrupted", "n_ok": str(len(reported_ok)), "n_failed": "0"}
 
     in_flight = min({f"clip{i}.mp4" for i in range(N_CLIPS)} - committed)
     rerun = subprocess.run(_command(clips, out), capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     assert any(line.split()[:1] == ["ok"] and line.endswith(in_flight) for line in rerun.stderr.splitlines())
     assert _rows(out) == reference
+    assert [r["status"] for r in _sql(out, "SELECT status FROM runs ORDER BY started")] == ["interrupted", "finished"]

@@ -292,3 +292,17 @@ def test_printed_views_run_in_a_plain_duckdb(out: str) -> None:
     con.execute(view_sql(out))
     assert con.execute("SELECT count(*) FROM emotion_speech").fetchone() == (60,)
     assert con.execute("SELECT count(*) FROM faces").fetchone() == (0,)  # no files yet: an empty typed view
+
+
+def test_runs_written_before_the_status_column_read_as_null_beside_newer_ones(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from affectflow.tasks.storage.tables import SCHEMAS
+
+    older_schema = pa.schema([f for f in SCHEMAS["runs"] if f.name != "status"])  # an output root from before
+    (tmp_path / "runs" / "run_id=old").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([{"run_id": "old"}], older_schema), tmp_path / "runs/run_id=old/part-0.parquet")
+    Store(str(tmp_path)).write("runs", "new", to_table("runs", [dict(run_id="new", status="interrupted")]))
+    rows = connect(str(tmp_path)).execute("SELECT run_id, status FROM runs ORDER BY run_id").fetchall()
+    assert rows == [("new", "interrupted"), ("old", None)]

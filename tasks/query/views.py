@@ -115,8 +115,10 @@ def view_sql(out: str, *, views: Path = VIEWS, location: str | None = None) -> s
     def has_files(glob: str) -> bool:
         return bool(store.glob(glob))
 
-    def scan(glob: str) -> str:
-        return f"read_parquet('{_quote(f'{prefix}/{glob}')}', hive_partitioning = true)"
+    def scan(glob: str, by_name: bool = False) -> str:
+        # by name: a table whose files may predate a column (runs); it reads every file's schema
+        union = ", union_by_name = true" if by_name else ""
+        return f"read_parquet('{_quote(f'{prefix}/{glob}')}', hive_partitioning = true{union})"
 
     def empty(table: str) -> str:
         columns = ", ".join(f'NULL::{_duckdb_type(f.type)} AS "{f.name}"' for f in SCHEMAS[table])
@@ -127,7 +129,7 @@ def view_sql(out: str, *, views: Path = VIEWS, location: str | None = None) -> s
     helpers = ""
     sources = {}
     for table in SCHEMAS:
-        sources[table] = scan(f"{table}/*/*.parquet") if loose[table] else empty(table)
+        sources[table] = scan(f"{table}/*/*.parquet", by_name=table == "runs") if loose[table] else empty(table)
     if compacted:
         helpers = _compacted_helpers(scan, empty, loose["videos"], has_files(f"{TOMBSTONES}/*/*.parquet"))
         sources["videos"] = (

@@ -119,6 +119,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("n_skipped", pa.int32()),
             ("parameters", pa.string()),  # JSON
             ("versions", pa.string()),  # JSON
+            ("status", pa.string()),  # finished | interrupted (counts up to the signal); NULL in older runs
         ]
     ),
     # Biometric data (docs/people.md): one identity embedding per face track and per diarized voice.

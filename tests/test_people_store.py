@@ -138,8 +138,9 @@ def test_name_merge_and_split_survive_relinks_and_new_videos(out: str) -> None:
     assert split_to not in persons.values() and list(after.values()).count(split_to) == 1
     names = dict(connect(out).execute("SELECT person_id, name FROM people").fetchall())
     assert names[zero] == "Jane Doe"
-    decisions = connect(out).execute("SELECT action FROM person_decisions ORDER BY seq").fetchall()
-    assert [a for (a,) in decisions] == ["name", "merge", "split"]
+    decisions = connect(out).execute("SELECT action, person_id FROM person_decisions ORDER BY seq").fetchall()
+    assert [a for a, _ in decisions] == ["name", "merge", "split", "issued"]  # the manual ones, then the linker's
+    assert decisions[-1][1] == max([*after.values(), *persons.values()])  # the highest id given so far
     with pytest.raises(SystemExit, match="unknown person"):
         people_cli("merge", "--out", out, zero, "P424242")
 
@@ -193,3 +194,21 @@ def test_a_known_person_from_the_gallery_is_named_on_first_sight(out: str) -> No
     relink(out, LinkConfig(), gallery=gallery)  # the same gallery again: the same person, no second one
     assert person_of(out) == persons
     assert connect(out).execute("SELECT count(*) FROM person_decisions WHERE action = 'name'").fetchone() == (1,)
+
+
+def test_the_id_of_a_person_whose_only_video_was_removed_is_never_given_again(out: str) -> None:
+    write_corpus(out, identity_corpus(3, 2, per_video=2, strangers_per_video=1, seed=1))
+    relink(out, LinkConfig())
+    issued = set(person_of(out).values())
+    highest = max(issued)
+    (only_video,) = {k[0] for k, p in person_of(out).items() if p == highest}
+    assert Counter(person_of(out).values())[highest] == 1  # the last video's stranger: seen once
+    Store(out).delete_video(only_video)  # its source file went away
+    relink(out, LinkConfig())
+    relink(out, LinkConfig())  # the highest id is now in no table's rows
+    assert highest not in set(person_of(out).values())
+    write_corpus(out, identity_corpus(1, 2, per_video=2, strangers_per_video=1, seed=9, first_video=3), first=3)
+    relink(out, LinkConfig())
+    new = set(person_of(out).values()) - (issued - {highest})
+    assert new and highest not in new  # a new person gets a number never issued before
+    assert min(new) > highest

@@ -60,12 +60,17 @@ class Assignment:
 @dataclass(frozen=True)
 class Decision:
     """A manual correction: ``name`` (person_id, other=the name), ``merge`` (other folded into person_id),
-    ``split`` (the unit ``key`` moved to the new person ``person_id``)."""
+    ``split`` (the unit ``key`` moved to the new person ``person_id``); and the linker's own ``issued``
+    (person_id: the highest id given so far, so no number is given twice, not even one whose person
+    has no track left)."""
 
     action: str
     person_id: str
     other: str | None = None
     key: UnitKey | None = None
+
+
+ISSUED = "issued"
 
 
 def person_number(person_id: str) -> int:

@@ -20,7 +20,17 @@ import numpy as np
 import pyarrow as pa
 
 from affectflow.tasks.people.config import LinkConfig
-from affectflow.tasks.people.link import GALLERY, Assignment, Decision, Unit, UnitKey, link, person_name, person_number
+from affectflow.tasks.people.link import (
+    GALLERY,
+    ISSUED,
+    Assignment,
+    Decision,
+    Unit,
+    UnitKey,
+    link,
+    person_name,
+    person_number,
+)
 from affectflow.tasks.query.views import connect
 from affectflow.tasks.storage.fs import glob_escape, is_local, url_to_fs
 from affectflow.tasks.storage.store import write_file
@@ -124,6 +134,7 @@ def relink(
     units = [*(gallery or {}).values(), *corpus.units]
     linked = link(units, previous, config, decisions, first_free)
     assignments = {k: a for k, a in linked.items() if not k.video_id.startswith(GALLERY)}
+    decisions = with_issued(decisions, max([first_free - 1, *(person_number(a.person_id) for a in linked.values())]))
     link_id = next_link_id(corpus.link_id)
     names = {d.person_id: str(d.other) for d in decisions if d.action == "name"}
     write_snapshot(out, link_id, corpus, assignments, decisions, names, config)
@@ -151,6 +162,16 @@ def known_people(
             number += 1
         known[unit.key] = Assignment(by_name[name], None, "manual")
     return known, number
+
+
+def with_issued(decisions: list[Decision], highest: int) -> list[Decision]:
+    """``decisions`` with one ``issued`` record of the highest person number given so far (0: none yet).
+
+    ``read_corpus`` takes the next number from the newest snapshot's ids; without this record a
+    person whose every video was removed would leave no id behind, and their number would come back.
+    """
+    kept = [d for d in decisions if d.action != ISSUED]
+    return [*kept, Decision(ISSUED, person_name(highest))] if highest else kept
 
 
 def next_link_id(link_id: str | None) -> str:

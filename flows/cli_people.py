@@ -12,6 +12,8 @@ import json
 from dataclasses import fields
 from typing import Any
 
+from affectflow.tasks import faces, speech
+
 COMMANDS = {"people": "corpus-wide person ids from face and voice: link, name, merge, split"}
 
 
@@ -23,6 +25,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     link.add_argument(
         "--known-people", metavar="DIR", help="gallery: DIR/<name>/ photos (*.jpg, *.png) and/or *.wav clips"
     )
+    link.add_argument("--faces-backend", choices=faces.BACKENDS, help="embeds the gallery's photos: the runs' backend")
+    link.add_argument("--diarizer", choices=speech.DIARIZERS, help="embeds the gallery's clips: the runs' diarizer")
     for name, default in _thresholds().items():
         link.add_argument(f"--{name.replace('_', '-')}", dest=name, type=float, default=default,
                           help=f"cosine similarity threshold (default: {default}, measured: docs/people.md)")  # fmt: skip
@@ -58,7 +62,8 @@ def cmd_people(args: argparse.Namespace) -> int:
 
     config = LinkConfig(**{k: getattr(args, k) for k in _thresholds() if hasattr(args, k)})
     decision = _decision(args)
-    summary = link_people.fn(args.out, config, [decision] if decision else None, getattr(args, "known_people", None))
+    gallery = {k: getattr(args, k, None) for k in ("known_people", "faces_backend", "diarizer")}
+    summary = link_people.fn(args.out, config, [decision] if decision else None, **gallery)
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -23,10 +23,13 @@ def link_people(
     config: LinkConfig | None = None,
     decisions: list[Decision] | None = None,
     known_people: str | None = None,
+    faces_backend: str | None = None,
+    diarizer: str | None = None,
 ) -> dict[str, Any]:
     """Assign the new videos' tracks and voices to people (keeping every id); a summary of the link.
 
-    ``known_people``: a gallery folder (one folder per named person: photos and/or WAV clips).
+    ``known_people``: a gallery folder (one folder per named person: photos and/or WAV clips),
+    embedded by ``faces_backend`` and ``diarizer`` (the defaults' when None): the ones the runs used.
     """
     gallery = None
     if known_people:
@@ -34,7 +37,9 @@ def link_people(
         from affectflow.tasks.people.gallery import gallery_units
         from affectflow.tasks.speech.diarize import DiarizeConfig
 
-        gallery = gallery_units(Path(known_people), FacesConfig(), DiarizeConfig())
+        faces = FacesConfig(backend=faces_backend) if faces_backend else FacesConfig()
+        voices = DiarizeConfig(backend=diarizer) if diarizer else DiarizeConfig()
+        gallery = gallery_units(Path(known_people), faces, voices)
     return relink(out, config or LinkConfig(), decisions, gallery)
 
 

@@ -212,3 +212,15 @@ def test_the_id_of_a_person_whose_only_video_was_removed_is_never_given_again(ou
     new = set(person_of(out).values()) - (issued - {highest})
     assert new and highest not in new  # a new person gets a number never issued before
     assert min(new) > highest
+
+
+def test_a_gallery_embedded_by_another_model_than_the_tracks_is_refused_with_the_option_to_set(out: str) -> None:
+    videos = identity_corpus(2, 2, per_video=2, seed=7)
+    write_corpus(out, videos)
+    vector = next(t.face for t in videos[0] if t.face is not None)
+    other = {"Jane Doe": Unit(UnitKey(f"{GALLERY}Jane Doe", 0, None), vectors={"face": ("face: arcface-512", vector)})}
+    with pytest.raises(ValueError, match="match no track .*face: synthetic-128.*--faces-backend"):
+        relink(out, LinkConfig(), gallery=other)  # it could never name anyone: say so, do not link silently
+    assert person_of(out) == {}  # nothing written
+    same = {"Jane Doe": Unit(UnitKey(f"{GALLERY}Jane Doe", 0, None), vectors={"face": (FACE, vector)})}
+    assert relink(out, LinkConfig(), gallery=same)["named"] == ["Jane Doe"]

@@ -127,6 +127,7 @@ def relink(
     corpus = read_corpus(out)
     if not corpus.units:
         return {"link_id": None, "people": 0, "units": 0, "new_units": 0, "note": "no identities (--no-identity?)"}
+    check_gallery_models(gallery or {}, corpus.units, out)
     decisions = corpus.decisions + list(new_decisions or [])
     names = {d.person_id: str(d.other) for d in decisions if d.action == "name"}
     known, first_free = known_people(gallery or {}, names, decisions, corpus.first_free)
@@ -145,6 +146,26 @@ def relink(
         "new_units": len(set(assignments) - set(corpus.previous)),
         "named": sorted({names[a.person_id] for a in assignments.values() if a.person_id in names}),
     }
+
+
+KINDS = ("face", "voice")
+
+
+def check_gallery_models(gallery: dict[str, Unit], units: list[Unit], out: str) -> None:
+    """Refuse a gallery embedded by other models than the corpus's tracks: it could never name anyone.
+
+    Vectors of different models are never compared (link.py), so a gallery made with the default
+    faces backend beside tracks of ``--faces-backend insightface`` would silently name no one.
+    """
+    corpus = {kind: {model for u in units if kind in u.vectors for model in [u.vectors[kind][0]]} for kind in KINDS}
+    for kind in KINDS:
+        made = {u.vectors[kind][0] for u in gallery.values() if kind in u.vectors}
+        if made and corpus[kind] and not made & corpus[kind]:
+            option = "--faces-backend" if kind == "face" else "--diarizer"
+            raise ValueError(
+                f"the gallery's {kind} embeddings ({', '.join(sorted(made))}) match no track of {out}"
+                f" ({', '.join(sorted(corpus[kind]))}): give `people link` the {option} its runs used"
+            )
 
 
 def known_people(

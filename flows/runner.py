@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, redirect_stdout
+from contextlib import contextmanager, redirect_stdout, suppress
 from functools import partial
 from pathlib import Path
 from types import FrameType
@@ -26,6 +26,7 @@ from typing import Any
 from tqdm import tqdm
 
 from affectflow.flows.corpus import (
+    Preflight,
     RunSummary,
     flow_parameters,
     pipeline_config,
@@ -35,9 +36,11 @@ from affectflow.flows.corpus import (
     video_done_listener,
 )
 from affectflow.flows.parameters import UsageError
-from affectflow.flows.video import VideoResult
+from affectflow.flows.video import VideoResult, is_finished
+from affectflow.tasks.config import PipelineConfig
 from affectflow.tasks.progress import PROGRESS, STOP, Interrupted, StageProgress, describe, repeating
 from affectflow.tasks.settings import settings
+from affectflow.tasks.storage.store import Store
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 POSTFIX = "affectflow-stage-postfix"  # the thread that draws the running stages into the bar
@@ -66,7 +69,8 @@ def run_with_progress(source: str, out: str, **options: Any) -> RunSummary:
     tokens = video_done_listener.set(on_video_done), preflight_done.set(checked)
     try:
         with stop_on_signals(), logs_to_stderr(), stage_postfix(bar, PROGRESS):
-            start_ephemeral_server()
+            with models_loading(config if _needs_models(config, checked, options) else None):
+                start_ephemeral_server()
             summary: RunSummary = process_corpus(source, out, **options)
     finally:
         video_done_listener.reset(tokens[0])
@@ -74,6 +78,43 @@ def run_with_progress(source: str, out: str, **options: Any) -> RunSummary:
         bar.close()
     print_summary(summary)
     return summary
+
+
+@contextmanager
+def models_loading(config: PipelineConfig | None) -> Iterator[None]:
+    """Load ``config``'s models in a thread while the block runs (Prefect's server start-up); wait for them after.
+
+    The server starts in its own process, so the two overlap on two cores: the first video waits
+    for the longer of the two, not for both (benchmarks/bench_startup.py). A model that fails to
+    load here is left to its stage, which reports it for each video as it always does.
+    """
+    if config is None:
+        yield
+        return
+    loader = threading.Thread(target=_load_quietly, args=(config,), name="affectflow-models", daemon=True)
+    loader.start()
+    try:
+        yield
+    finally:
+        loader.join()  # never two loads of one model: the stages find it in its cache
+
+
+def _load_quietly(config: PipelineConfig) -> None:
+    from affectflow.flows.stages import load_models
+
+    with suppress(Exception):  # the stage loads it again and reports the error, per video
+        load_models(config)
+
+
+def _needs_models(config: PipelineConfig, checked: Preflight, options: dict[str, Any]) -> bool:
+    """Worth loading before the flow: this process runs the stages, Prefect's own server must start first
+    (the overlap), and some video is not finished yet (a nightly run that skips everything loads nothing)."""
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value() or options.get("dask_address") or options.get("dask_local_workers"):
+        return False
+    store = Store(checked.out)
+    return bool(options.get("force")) or any(not is_finished(store, f, config) for f in checked.files)
 
 
 @contextmanager

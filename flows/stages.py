@@ -208,3 +208,39 @@ STAGES = (
     Stage("emotions", infer_emotions, lambda outputs: outputs.faces is not None, branch="fusion"),
 )
 PARALLEL_BRANCHES = ("faces", "speech")  # share no inputs but the staged video and its audio
+
+
+def load_models(config: PipelineConfig) -> list[str]:
+    """Load the models of the stages ``config`` runs into their per-process caches; the stages loaded.
+
+    Through the loaders the stages themselves call, with the same arguments, so the first video
+    finds them loaded. ``affectflow run`` does this while Prefect's server starts (flows/runner.py).
+    """
+    wanted = set(config.stages)
+    loaded = []
+    if "faces" in wanted:
+        from affectflow.tasks.faces.stage import faces_backend
+
+        backend = faces_backend(config.faces)
+        loaded.append("faces")
+        if "speaking" in wanted:
+            from affectflow.tasks.speaking.stage import mesh_for
+
+            mesh_for(config.speaking)
+            loaded.append("speaking")
+        if "emotions" in wanted:
+            from affectflow.tasks.emotions.infer import load_predictor
+
+            load_predictor(config.emotions, backend.embedding_dim)
+            loaded.append("emotions")
+    if "diarize" in wanted:
+        from affectflow.tasks.speech.diarize import pipeline_for
+
+        pipeline_for(config.diarize)
+        loaded.append("diarize")
+    if "transcribe" in wanted:
+        from affectflow.tasks.speech.transcribe import asr_for
+
+        asr_for(config.transcribe)
+        loaded.append("transcribe")
+    return loaded

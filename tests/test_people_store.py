@@ -219,7 +219,7 @@ def test_a_gallery_embedded_by_another_model_than_the_tracks_is_refused_with_the
     write_corpus(out, videos)
     vector = next(t.face for t in videos[0] if t.face is not None)
     other = {"Jane Doe": Unit(UnitKey(f"{GALLERY}Jane Doe", 0, None), vectors={"face": ("face: arcface-512", vector)})}
-    with pytest.raises(ValueError, match="match no track .*face: synthetic-128.*--faces-backend"):
+    with pytest.raises(ValueError, match=r"match no track .*face: synthetic-128.*--faces-backend"):
         relink(out, LinkConfig(), gallery=other)  # it could never name anyone: say so, do not link silently
     assert person_of(out) == {}  # nothing written
     same = {"Jane Doe": Unit(UnitKey(f"{GALLERY}Jane Doe", 0, None), vectors={"face": (FACE, vector)})}

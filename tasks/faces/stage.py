@@ -64,6 +64,11 @@ class FacesConfig:
         check_device(self.device)
 
 
+def faces_backend(config: FacesConfig) -> FaceBackend:
+    """The configured backend, loaded once per process (``load_backend`` is cached by these arguments)."""
+    return load_backend(config.backend, config.insightface_dir, config.min_score, config.device)
+
+
 def track_faces(
     frames: Iterable[Frame],
     config: FacesConfig,
@@ -75,7 +80,7 @@ def track_faces(
 
     ``expected_frames`` (what the probe promises at the analysis rate) is the progress total.
     """
-    backend = load_backend(config.backend, config.insightface_dir, config.min_score, config.device)
+    backend = faces_backend(config)
     tracker = Tracker(config.tracker)
     identities = Identities(backend, tracker)
     work_dir.mkdir(parents=True, exist_ok=True)

@@ -120,10 +120,9 @@ def voice_encoder(config: DiarizeConfig) -> Callable[[list[np.ndarray]], np.ndar
     """
     import torch
 
-    from affectflow.tasks.devices import resolve_device
-    from affectflow.tasks.speech.diarize import load_pipeline
+    from affectflow.tasks.speech.diarize import pipeline_for
 
-    embedding = load_pipeline(config.backend, config.pipeline_dir, resolve_device(config.device))._embedding
+    embedding = pipeline_for(config)._embedding
 
     def embed(chunks: list[np.ndarray]) -> np.ndarray:
         if not chunks:

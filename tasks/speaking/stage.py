@@ -29,7 +29,7 @@ from affectflow.tasks.media.frames import FrameSource, iter_frames
 from affectflow.tasks.progress import Hook, no_progress
 from affectflow.tasks.records import FaceTracks, MediaInfo, SpeakerTurn, Speaking, TrackLink
 from affectflow.tasks.speaking.link import Assignment, LinkRules, assign, evidence, turn_mask
-from affectflow.tasks.speaking.mouth import MESH_FILE, load_mesh, mesh_path
+from affectflow.tasks.speaking.mouth import MESH_FILE, FaceMesh, load_mesh, mesh_path
 from affectflow.tasks.speaking.signal import loudness_db, measure_mouths, speech_spans
 from affectflow.tasks.speaking.split import SplitRules, split_turns
 
@@ -54,6 +54,11 @@ class SpeakingConfig:
             raise ValueError(f"speaking crop_margin must be at least 1, got {self.crop_margin}")
 
 
+def mesh_for(config: SpeakingConfig) -> FaceMesh:
+    """The face mesh the mouth signal uses, loaded once per process (``load_mesh`` is cached)."""
+    return load_mesh(mesh_path(), config.threads)
+
+
 def find_speakers(
     faces: FaceTracks,
     turns: Sequence[SpeakerTurn],
@@ -73,7 +78,7 @@ def find_speakers(
     if n_rows == 0 or not turns:
         reason = "none: no faces" if n_rows == 0 else "none: no speech"
         return Speaking(_links(faces, {}, turns, lambda _: reason), np.zeros(n_rows, bool), turns, backend)
-    mesh = load_mesh(mesh_path(), config.threads)
+    mesh = mesh_for(config)
     spans = speech_spans(turns, config.margin_s, info.duration_s)
     signal = measure_mouths(
         video,

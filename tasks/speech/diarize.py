@@ -88,7 +88,7 @@ def diarize(wav: Path | None, config: DiarizeConfig, hook: Hook | None = None) -
         return Diarization([], backend)
     import torch
 
-    pipeline = load_pipeline(config.backend, config.pipeline_dir, resolve_device(config.device))
+    pipeline = pipeline_for(config)
     with warnings.catch_warnings(), mmap_large_allocations():
         # pyannote's clustering averages an empty set when no window holds speech (music, tones):
         # numpy warns, the result is simply no turns.
@@ -164,6 +164,11 @@ def pyannote_hook(hook: Hook | None) -> Callable[..., None] | None:
         hook(step, 1 if completed is None else completed, 1 if completed is None else total)
 
     return adapted
+
+
+def pipeline_for(config: DiarizeConfig) -> Any:
+    """The configured pipeline, loaded once per process (``load_pipeline`` is cached by these arguments)."""
+    return load_pipeline(config.backend, config.pipeline_dir, resolve_device(config.device))
 
 
 @functools.lru_cache(maxsize=4)

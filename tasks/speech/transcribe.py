@@ -78,9 +78,8 @@ def transcribe(
     audio = read_wav(wav)  # shape: (num_samples,) float32 at 16 kHz
     if audio.size == 0 or np.abs(audio).max() < SILENCE_PEAK:
         return empty
-    model_dir = resolve_model_dir(config.model_dir)
     device = resolve_device(config.device)
-    asr = load_asr(str(model_dir), device, resolve_compute_type(config.compute_type, device), config.language)
+    asr = asr_for(config)
     report = hook or (lambda step, completed, total: None)
     report("vad", 0, 1)
     duration_s = len(audio) / SAMPLE_RATE
@@ -96,6 +95,13 @@ def transcribe(
         words, language = decoded_words(asr, audio, chunks, config, report)
         alignment = "faster-whisper word timestamps (cross-attention)"
     return Transcript(words, language, backend, alignment)
+
+
+def asr_for(config: TranscribeConfig) -> Any:
+    """The configured Whisper model, loaded once per process (``load_asr`` is cached by these arguments)."""
+    device = resolve_device(config.device)
+    compute_type = resolve_compute_type(config.compute_type, device)
+    return load_asr(str(resolve_model_dir(config.model_dir)), device, compute_type, config.language)
 
 
 def default_batch_size(device: str) -> int:

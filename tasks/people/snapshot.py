@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -157,15 +158,18 @@ def check_gallery_models(gallery: dict[str, Unit], units: list[Unit], out: str) 
     Vectors of different models are never compared (link.py), so a gallery made with the default
     faces backend beside tracks of ``--faces-backend insightface`` would silently name no one.
     """
-    corpus = {kind: {model for u in units if kind in u.vectors for model in [u.vectors[kind][0]]} for kind in KINDS}
     for kind in KINDS:
-        made = {u.vectors[kind][0] for u in gallery.values() if kind in u.vectors}
-        if made and corpus[kind] and not made & corpus[kind]:
+        made, tracks = _models(gallery.values(), kind), _models(units, kind)
+        if made and tracks and not made & tracks:
             option = "--faces-backend" if kind == "face" else "--diarizer"
             raise ValueError(
                 f"the gallery's {kind} embeddings ({', '.join(sorted(made))}) match no track of {out}"
-                f" ({', '.join(sorted(corpus[kind]))}): give `people link` the {option} its runs used"
+                f" ({', '.join(sorted(tracks))}): give `people link` the {option} its runs used"
             )
+
+
+def _models(units: Iterable[Unit], kind: str) -> set[str]:
+    return {unit.vectors[kind][0] for unit in units if kind in unit.vectors}
 
 
 def known_people(

@@ -43,7 +43,7 @@ SAMPLE_RATE = 16000
 SILENCE_PEAK = 1e-3  # a track whose |amplitude| never exceeds this is silent: no speech to diarize
 PIPELINE_DIR_ENV = env_name("pyannote_dir")
 
-# Default pipeline hyper-parameters, tuned on espeak-ng dialogues (tests/test_speech_diarize.py).
+# Default pipeline hyper-parameters, tuned on espeak-ng dialogues (tests/test_speech_quality.py).
 SEGMENTATION_STEP = 0.2  # segmentation windows (5 s) hop by 20 % of their length
 SEGMENTATION_THRESHOLD = 0.5  # multilabel segmentation: local speaker active above this
 NEIGHBOUR_FRACTION = 0.35  # default: spectral affinity keeps each embedding's 35 % nearest neighbours

@@ -60,7 +60,7 @@ class StoreError(Exception):
 PERMANENT_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.EDQUOT, errno.ENAMETOOLONG}
 
 TEMPORARY = ".tmp-"  # no reader globs names that start with a dot
-OWN_FOLDERS = ("_leases/.tmp-*", "_manifest/.tmp-*", "runs/*/.tmp-*")  # written outside any video's lease
+OWN_FOLDERS = ("_leases", "_manifest", "runs/*")  # written outside any video's lease
 
 
 def temporary_path(directory: str) -> str:
@@ -189,7 +189,7 @@ class Store:
     def _remove_leftovers(self, video_id: str) -> None:
         """Temporary files of a write that was killed before it finished (never visible, but they take space)."""
         for name in (*VIDEO_TABLES, "videos"):
-            for path in self.glob(f"{name}/video_id={glob_escape(video_id)}/.tmp-*"):
+            for path in self.glob(f"{name}/video_id={glob_escape(video_id)}/{TEMPORARY}*"):
                 self._remove(path, quiet=True)
 
     def remove_abandoned_temporaries(self) -> int:
@@ -200,7 +200,8 @@ class Store:
         """
         if not is_local(self.fs):
             return 0
-        abandoned = [p for pattern in OWN_FOLDERS for p in self.glob(pattern) if written_by_a_dead_process(p)]
+        found = [p for folder in OWN_FOLDERS for p in self.glob(f"{folder}/{TEMPORARY}*")]
+        abandoned = [path for path in found if written_by_a_dead_process(path)]
         for path in abandoned:
             self._remove(path, quiet=True)
         return len(abandoned)

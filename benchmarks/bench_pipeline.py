@@ -202,7 +202,7 @@ def _malloc_trim() -> None:
     ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def child(video_path: Path, warmup_path: Path) -> dict[str, Any]:
+def child(video_path: Path, warmup_path: Path, stages: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Warm up, then process ``video_path`` once; everything the parent prints, as a dict."""
     from affectflow.flows.video import run_video
     from affectflow.tasks.config import PipelineConfig
@@ -214,7 +214,7 @@ def child(video_path: Path, warmup_path: Path) -> dict[str, Any]:
     seconds: dict[str, float] = {}
     stage_rss: dict[str, float] = {}
     steps, Timer, timed_frames = instrument(memory, seconds, stage_rss)
-    config = PipelineConfig()
+    config = PipelineConfig(stages=stages) if stages else PipelineConfig()
     with tempfile.TemporaryDirectory(prefix="affectflow-bench-") as out:
         begin = time.perf_counter()
         warm = run_video(discover(str(warmup_path))[0], out, config, "bench-warmup", steps=steps, timer=Timer())
@@ -363,9 +363,10 @@ def end_to_end(video_path: Path) -> float:
 # -- the report --------------------------------------------------------------------------------
 
 
-def run_child(video: Path, warmup: Path) -> dict[str, Any]:
+def run_child(video: Path, warmup: Path, stages: str | None = None) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile(suffix=".json") as result:
         command = [sys.executable, __file__, "--child", str(video), "--warmup", str(warmup), "--result", result.name]
+        command += ["--stages", stages] if stages else []
         subprocess.run(command, check=True)
         return json.loads(Path(result.name).read_text())
 
@@ -495,6 +496,9 @@ def main() -> None:
     parser.add_argument("--rcma", action=argparse.BooleanOptionalAction, default=True, help="RCMA frames/s")
     parser.add_argument("--json", type=Path, help="also write all results here")
     parser.add_argument(
+        "--stages", help="comma-separated analysis stages (default: all), e.g. to compare with a tree that lacks one"
+    )
+    parser.add_argument(
         "--malloc-trim", action="store_true", help="experiment: return freed heap to the system after every stage"
     )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
@@ -505,7 +509,8 @@ def main() -> None:
     if args.malloc_trim:
         os.environ[TRIM_ENV] = "1"
     if args.child:
-        args.result.write_text(json.dumps(child(args.child, args.warmup)))
+        stages = tuple(args.stages.split(",")) if args.stages else None
+        args.result.write_text(json.dumps(child(args.child, args.warmup, stages)))
         return
     durations = [BASE_S] if args.quick else parse_durations(args.durations)
     sizes = parse_sizes(args.sizes)
@@ -514,7 +519,7 @@ def main() -> None:
     results = []
     for seconds in durations:
         for size in sizes:
-            result = run_child(media(size, seconds), warmup_clip(size))
+            result = run_child(media(size, seconds), warmup_clip(size), args.stages)
             print_video(result)
             results.append(result)
             sys.stdout.flush()

@@ -129,7 +129,8 @@ RUN_PARAMETERS: tuple[Parameter, ...] = (
     Parameter(
         "video_timeout_s",
         float | None,
-        "seconds before one video is given up (checked between batches; ffprobe and ffmpeg are killed at it)",
+        "seconds before one video is given up (checked between batches; ffprobe and ffmpeg are killed at it;"
+        " a stage stuck in native code is abandoned 10 s later)",
         3600.0,
         "--video-timeout",
         positive_float,

@@ -17,7 +17,6 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from contextvars import copy_context
 from dataclasses import dataclass, field
@@ -40,7 +39,10 @@ from affectflow.tasks.progress import (
     STOP,
     Hook,
     Interrupted,
+    VideoTimeoutError,
     all_of,
+    budget_s,
+    overdue,
     video_deadline,
 )
 from affectflow.tasks.records import MediaInfo, StagedVideo
@@ -49,6 +51,8 @@ from affectflow.tasks.storage.discover import SourceError, SourceFile
 from affectflow.tasks.storage.store import Store, StoreError
 
 T = TypeVar("T")
+STUCK_AFTER_S = 10.0  # past its deadline or a stop, a stage reaching no progress step is stuck (run_stages)
+MODEL_WAIT_POLL_S = 0.25  # how often a stage waiting for its model checks the deadline and a stop
 SIGNAL_GRACE_S = 0.2  # how long a failed tool waits for the run's stop (see analyse; the handler takes ms)
 IO_RETRIES: dict[str, Any] = dict(retries=3, retry_delay_seconds=[1, 4, 16], cache_policy=NO_CACHE)
 
@@ -114,11 +118,19 @@ _model_locks: dict[str, threading.Lock] = {}
 
 
 @contextmanager
-def _one_at_a_time(stage: str) -> Iterator[None]:
-    """Models are loaded once per process and shared; their runtimes are not thread-safe."""
+def _one_at_a_time(stage: str, hook: Hook) -> Iterator[None]:
+    """Models are loaded once per process and shared; their runtimes are not thread-safe.
+
+    The wait for a model is a step of its own, so a video's deadline or a stop still acts while
+    another video holds the model, including one given up with this stage stuck (run_stages).
+    """
     lock = _model_locks.setdefault(stage, threading.Lock())
-    with lock:
+    while not lock.acquire(timeout=MODEL_WAIT_POLL_S):
+        hook(f"waiting for the {stage} model", 0, None)
+    try:
         yield
+    finally:
+        lock.release()
 
 
 class BranchStoppedError(Exception):
@@ -138,7 +150,8 @@ def run_stages(
     and the failing branch's error is raised.
     """
     deadline = outputs.hook
-    failed = threading.Event()
+    shared = _Branches()
+    failed = shared.failed
     finished = {stage.name: threading.Event() for stage in stages}  # set once a stage is done or will not run
 
     def hook(step: str, completed: int, total: int | None) -> None:
@@ -161,7 +174,8 @@ def run_stages(
                 if stage.name in wanted:
                     wait_for(stage)
                     if stage.ready(outputs):
-                        with _one_at_a_time(stage.name):
+                        shared.stage[branch] = stage.name
+                        with _one_at_a_time(stage.name, hook):
                             timed(stage.name, stage.run, outputs)
                 finished[stage.name].set()
         except BaseException:
@@ -172,23 +186,73 @@ def run_stages(
                 finished[stage.name].set()
 
     outputs.hook = hook
-    errors: list[BaseException] = []
     try:
-        main_branch, *other_branches = PARALLEL_BRANCHES
-        with ThreadPoolExecutor(len(other_branches), thread_name_prefix="affectflow-branch") as pool:
-            # each thread runs in a copy of this one's context: Prefect's run context goes with it
-            futures = [pool.submit(copy_context().run, run_branch, branch) for branch in other_branches]
-            for run in [lambda: run_branch(main_branch), *[future.result for future in futures]]:
-                try:
-                    run()
-                except Exception as err:  # noqa: BLE001 - collected, the first real one is raised below
-                    errors.append(err)
+        _run_branches(PARALLEL_BRANCHES, run_branch, shared)
+        words_follow_turns(outputs)
+        _run_branches(("fusion",), run_branch, shared)
     finally:
-        outputs.hook = deadline
-    if errors:
-        raise next((err for err in errors if not isinstance(err, BranchStoppedError)), errors[0])
-    words_follow_turns(outputs)
-    run_branch("fusion")
+        if not shared.left_behind:  # a branch left running must keep this hook: it stops it at its next step
+            outputs.hook = deadline
+
+
+@dataclass
+class _Branches:
+    """What the branch threads of one video share with the thread waiting for them."""
+
+    failed: threading.Event = field(default_factory=threading.Event)  # set: every branch stops at its next step
+    stage: dict[str, str] = field(default_factory=dict)  # branch -> the stage it is in
+    left_behind: bool = False  # the wait ended with a branch still running (given up, or a signal)
+
+
+def _run_branches(branches: Sequence[str], run_branch: Callable[[str], None], shared: _Branches) -> None:
+    """Run each branch in its own thread and wait for all, unless one is stuck in native code.
+
+    A stage sees its deadline and a stop request only at its progress steps; one blocked inside
+    a native call (a hung ONNX, torch or CTranslate2 call, a read that never returns) reaches
+    none. So once the video is overdue or a stop is requested, its branches get ``STUCK_AFTER_S``
+    to reach a step, then the video is given up: the timeout (or the interrupt) is raised here,
+    so nothing of the video is committed but its ``failed`` row, and its threads are left to end
+    on their own (daemon threads, each in a copy of this context: Prefect's run context goes
+    with it). A stuck thread keeps its model's lock; a later video waits for it as a step.
+    """
+    errors: list[BaseException] = []
+
+    def collect(branch: str) -> None:
+        try:
+            run_branch(branch)
+        except BaseException as err:  # noqa: BLE001 - collected, raised by the waiting thread
+            errors.append(err)
+
+    threads = [
+        threading.Thread(target=copy_context().run, args=(collect, branch), name=f"affectflow-{branch}", daemon=True)
+        for branch in branches
+    ]
+    for thread in threads:
+        thread.start()
+    late_since: float | None = None
+    try:
+        while alive := [thread for thread in threads if thread.is_alive()]:
+            alive[0].join(0.1)
+            if late_since is None and (STOP.requested or overdue()):
+                late_since = time.monotonic()
+            if late_since is not None and time.monotonic() - late_since > STUCK_AFTER_S:
+                stuck = (
+                    shared.stage.get(b, b) for b, thread in zip(branches, threads, strict=True) if thread.is_alive()
+                )
+                raise given_up(" and ".join(stuck))
+    except BaseException:  # given up, or a signal raised in this thread: the branches stop at their next step
+        shared.failed.set()
+        shared.left_behind = any(thread.is_alive() for thread in threads)
+        raise
+    if errors:  # an interrupt first, then a branch's own error, then the other's BranchStoppedError
+        raise sorted(errors, key=lambda err: (isinstance(err, Exception), isinstance(err, BranchStoppedError)))[0]
+
+
+def given_up(stuck: str) -> BaseException:
+    """What a video whose ``stuck`` stage(s) reached no progress step in time raises."""
+    if STOP.requested:
+        return Interrupted(STOP.signum)
+    return VideoTimeoutError(f"timed out after {budget_s() or 0:g} s ({stuck} stuck in native code, given up)")
 
 
 class StageTimer:

@@ -193,6 +193,17 @@ def time_left() -> float | None:
     return None if deadline is None else deadline.left()
 
 
+def overdue() -> bool:
+    """Whether the running video's deadline has passed (never, without one)."""
+    return time_left() == 0.0
+
+
+def budget_s() -> float | None:
+    """The running video's time budget in seconds (None: no limit)."""
+    deadline = DEADLINE.get()
+    return None if deadline is None else deadline.budget_s
+
+
 def deadline_hook(timeout_s: float | None) -> Hook:
     """A progress hook that stops the video once ``timeout_s`` has passed from now."""
     return Deadline.starting_now(timeout_s).hook if timeout_s else no_progress

@@ -7,8 +7,12 @@ other one and its own error is what the video reports, fusion runs last.
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +183,125 @@ def test_the_deadline_still_stops_a_branch(tmp_path: Path) -> None:
     outputs.hook = affectflow.tasks.progress.deadline_hook(0.2)
     with pytest.raises(affectflow.tasks.progress.VideoTimeoutError, match="during detect"):
         _run(outputs, stages)
+
+
+@contextmanager
+def _stuck_in_native_code() -> Iterator[tuple[Any, Callable[[], None]]]:
+    """A faces stage blocked in a native read() that no hook interrupts, and the key that frees it."""
+    read_end, write_end = os.pipe()
+
+    def faces(outputs: StageOutputs) -> dict[str, Any]:
+        os.read(read_end, 1)  # blocks in the kernel, as a hung ONNX or CTranslate2 call would
+        os.close(read_end)
+        return {"faces": "late tracks", "backend": "test faces"}
+
+    def free() -> None:
+        if write_end in still_open:
+            still_open.remove(write_end)
+            os.write(write_end, b"x")
+            os.close(write_end)
+
+    still_open = [write_end]
+    try:
+        yield faces, free
+    finally:
+        free()  # the test's stuck thread ends: it holds the faces model lock until then
+
+
+def _speech_reporting_progress(outputs: StageOutputs) -> dict[str, Any]:
+    end = time.monotonic() + WAIT_S
+    while time.monotonic() < end:  # a long stage that does reach its steps
+        outputs.hook("embeddings", 1, None)
+        time.sleep(0.01)
+    return {"turns": [], "backend": "test turns"}
+
+
+def test_a_stage_stuck_in_native_code_is_given_up_past_the_deadline_and_its_video_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from affectflow.flows.video import VideoSteps, run_video
+    from affectflow.tasks.records import MediaInfo, SourceFile, StagedVideo
+
+    monkeypatch.setattr(affectflow.flows.video, "STUCK_AFTER_S", 0.5)
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"not really a video")
+    written: list[tuple[dict[str, Any], list[str]]] = []
+    with _stuck_in_native_code() as (faces, _):
+        stages, fused = _stages(faces, _speech_reporting_progress)
+        steps = VideoSteps(
+            stage=lambda uri, work_dir: StagedVideo(clip, uri, "cd" * 32, clip.stat().st_size),
+            probe=lambda staged: MediaInfo(1.0, 5.0, 64, 48, 5, False, None, 0),
+            audio=lambda staged, info, work_dir: None,
+            write=lambda out, video_id, tables, row, manifest=None: written.append((row, sorted(tables))),
+            stages=stages,
+        )
+        source = SourceFile(str(clip), clip.stat().st_size, "v1")
+        begin = time.monotonic()
+        result = run_video(source, str(tmp_path / "out"), PipelineConfig(), "run-1", timeout_s=0.5, steps=steps)
+        took = time.monotonic() - begin
+    assert (result.status, result.error) == (
+        "failed",
+        "VideoTimeoutError: timed out after 0.5 s (faces stuck in native code, given up)",
+    )
+    assert took < WAIT_S / 2  # the deadline plus the grace, not the speech branch's WAIT_S nor for ever
+    ((row, tables),) = written
+    assert row["status"] == "failed" and tables == [] and fused == []  # nothing of the stuck video is written
+
+
+def test_a_stop_gives_up_a_stuck_stage_and_interrupts_the_video(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(affectflow.flows.video, "STUCK_AFTER_S", 0.5)
+    speech_stopped = threading.Event()
+
+    def speech_that_sees_no_stop(outputs: StageOutputs) -> dict[str, Any]:
+        try:  # its hook here checks no stop request: it is stopped only by the video being given up
+            return _speech_reporting_progress(outputs)
+        except affectflow.flows.video.BranchStoppedError:
+            speech_stopped.set()
+            raise
+
+    with _stuck_in_native_code() as (faces, _):
+        stages, fused = _stages(faces, speech_that_sees_no_stop)
+        threading.Timer(0.3, affectflow.tasks.progress.STOP.request, (signal.SIGTERM,)).start()
+        try:
+            begin = time.monotonic()
+            with pytest.raises(affectflow.tasks.progress.Interrupted):
+                _run(_outputs(tmp_path), stages)
+            assert time.monotonic() - begin < WAIT_S / 2
+            assert speech_stopped.wait(1.0)  # the branch left running stops at its next step, not at its end
+        finally:
+            affectflow.tasks.progress.STOP.clear()
+    assert fused == []
+
+
+def test_a_video_waiting_for_the_model_a_stuck_stage_holds_stops_at_its_deadline_then_runs_once_it_is_freed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(affectflow.flows.video, "STUCK_AFTER_S", 0.5)
+
+    def faces(outputs: StageOutputs) -> dict[str, Any]:
+        return {"faces": "tracks", "backend": "test faces"}
+
+    def diarize(outputs: StageOutputs) -> dict[str, Any]:
+        return {"turns": ["A"], "backend": "test turns"}
+
+    with _stuck_in_native_code() as (stuck, free):
+        stuck_stages, _ = _stages(stuck, _speech_reporting_progress)
+        with affectflow.tasks.progress.video_deadline(0.2) as deadline:
+            outputs = _outputs(tmp_path)
+            outputs.hook = deadline
+            with pytest.raises(affectflow.tasks.progress.VideoTimeoutError, match="faces stuck"):
+                _run(outputs, stuck_stages)
+        stages, fused = _stages(faces, diarize)
+        with affectflow.tasks.progress.video_deadline(0.5) as deadline:  # the stuck one still holds the model
+            outputs = _outputs(tmp_path)
+            outputs.hook = deadline
+            with pytest.raises(affectflow.tasks.progress.VideoTimeoutError, match="during waiting for the faces model"):
+                _run(outputs, stages)
+        free()
+        _run(_outputs(tmp_path), stages)  # the freed thread ends and lets go of the model
+    assert fused == ["faces=tracks turns=['A'] words=['hello']"]
 
 
 def test_the_timer_charges_each_progress_step_the_time_since_the_last_mark() -> None:

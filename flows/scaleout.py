@@ -12,15 +12,24 @@ reuses them for every video it is given.
 from __future__ import annotations
 
 import inspect
+import logging
 import os
+import signal
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 
 from affectflow.flows.video import VideoResult, process_video_task, run_video
+from affectflow.tasks.progress import Interrupted, StopRequest, repeating, stopped_by
 from affectflow.tasks.settings import env_name, settings
+
+logger = logging.getLogger("affectflow")
+STOP_POLL_S = 0.5  # how often a video on a Dask worker asks whether its run was stopped
 
 DASK_ADDRESS_ENV = env_name("dask_address")
 
@@ -35,12 +44,57 @@ def video_submitter(dask_address: str | None = None, dask_local_workers: int = 0
         yield process_video_task.submit
         return
     with runner:
+        stop_event = f"affectflow-stop-{uuid.uuid4().hex}"  # this run's, on the cluster's scheduler
 
         def submit(*args: Any) -> PrefectFuture[VideoResult]:
-            parameters = dict(inspect.signature(run_video).bind(*args).arguments)
-            return runner.submit(process_video_task, parameters=parameters)
+            video = dict(inspect.signature(run_video).bind(*args).arguments)
+            return runner.submit(process_video_on_dask, parameters={"stop_event": stop_event, "video": video})
 
-        yield submit
+        try:
+            yield submit
+        except BaseException:  # a signal (or an error) ends the run here: its videos on the cluster stop too
+            _relay_stop(stop_event, runner.client)
+            raise
+
+
+def run_video_until_stopped(stop_event: str, video: dict[str, Any]) -> VideoResult:
+    """``run_video(**video)`` on a Dask worker, stopped at its next step once its run is.
+
+    A signal reaches the run's client, not the workers: without this, a worker of a remote
+    cluster finishes and commits the video the run was stopped in. The client sets the run's
+    Dask ``Event`` (``video_submitter``); the video polls it and obeys it as it obeys a signal:
+    nothing of it is written and its lease is released, so the next run redoes it.
+    """
+    from distributed import Event, get_client
+
+    event = Event(stop_event, client=get_client())  # the worker's client, found from the task's thread only
+    request = StopRequest()
+
+    def poll() -> None:
+        try:
+            if not request.requested and event.is_set():
+                request.request(signal.SIGINT)  # which signal the client got is not relayed
+        except Exception as err:  # noqa: BLE001 - a scheduler that went away: the video goes on
+            logger.debug("cannot read the run's stop event %s: %s", stop_event, err)
+
+    with stopped_by(request), repeating(STOP_POLL_S, poll, "affectflow-dask-stop"):
+        try:
+            return run_video(**video)
+        except Interrupted:  # the client has gone; this result is for the worker's log only
+            return VideoResult(video["source"].uri, "failed", error="interrupted: its run was stopped, nothing written")
+
+
+process_video_on_dask = task(name="process-video", cache_policy=NO_CACHE)(run_video_until_stopped)
+
+
+def _relay_stop(stop_event: str, client: Any) -> None:
+    """Set the run's stop event on the cluster (best effort: a cluster already gone stops nothing)."""
+    try:
+        from distributed import Event
+
+        Event(stop_event, client=client).set()
+    except Exception as err:  # noqa: BLE001 - the run is ending with its own error or signal
+        logger.warning("could not stop the run's videos on the Dask cluster: %s", err)
 
 
 def dask_runner(address: str | None, local_workers: int) -> Any:

@@ -36,13 +36,13 @@ from affectflow.tasks.media.probe import probe
 from affectflow.tasks.media.tools import DecodeInterruptedError, MediaError
 from affectflow.tasks.progress import (
     PROGRESS,
-    STOP,
     Hook,
     Interrupted,
     VideoTimeoutError,
     all_of,
     budget_s,
     overdue,
+    stop_request,
     video_deadline,
 )
 from affectflow.tasks.records import MediaInfo, StagedVideo
@@ -233,7 +233,7 @@ def _run_branches(branches: Sequence[str], run_branch: Callable[[str], None], sh
     try:
         while alive := [thread for thread in threads if thread.is_alive()]:
             alive[0].join(0.1)
-            if late_since is None and (STOP.requested or overdue()):
+            if late_since is None and (stop_request().requested or overdue()):
                 late_since = time.monotonic()
             if late_since is not None and time.monotonic() - late_since > STUCK_AFTER_S:
                 stuck = (
@@ -250,8 +250,8 @@ def _run_branches(branches: Sequence[str], run_branch: Callable[[str], None], sh
 
 def given_up(stuck: str) -> BaseException:
     """What a video whose ``stuck`` stage(s) reached no progress step in time raises."""
-    if STOP.requested:
-        return Interrupted(STOP.signum)
+    if (stop := stop_request()).requested:
+        return Interrupted(stop.signum)
     return VideoTimeoutError(f"timed out after {budget_s() or 0:g} s ({stuck} stuck in native code, given up)")
 
 
@@ -397,7 +397,7 @@ def _run_video_held(
     try:
         # a signal stops the stages first; PROGRESS feeds the CLI bar and the artifact
         with video_deadline(timeout_s) as deadline:  # also bounds the waits on ffprobe / ffmpeg
-            hook = all_of(STOP.check, deadline, timer.step, PROGRESS.hook(source.name))
+            hook = all_of(stop_request().check, deadline, timer.step, PROGRESS.hook(source.name))
             analysis = analyse(source, out, config, work_dir, steps, timer, hook, frames)
         video_id = analysis.staged.video_id if analysis.staged else f"u{_short_hash(source.uri)}"
         if lease.lost:  # stalled past its expiry and taken over: the other run's results stand
@@ -438,8 +438,8 @@ def analyse(
         # A tool that failed as the run was signalled most likely died of that signal: the whole
         # process group gets it at once, the main thread's handler sets STOP a moment later.
         # Seen without this: a SIGTERM to the group committed a video `failed` ("ffprobe failed").
-        if isinstance(err, MediaError | DecodeInterruptedError) and STOP.wait(SIGNAL_GRACE_S):
-            raise Interrupted(STOP.signum) from err
+        if isinstance(err, MediaError | DecodeInterruptedError) and (stop := stop_request()).wait(SIGNAL_GRACE_S):
+            raise Interrupted(stop.signum) from err
         analysis.status, analysis.error = failure_status(err)
         if not isinstance(err, MediaError):
             _log().error("%s failed:\n%s", source.uri, traceback.format_exc())
@@ -466,7 +466,7 @@ def commit(
 ) -> tuple[str, str]:
     """Write the video's tables, its manifest, then its ``videos`` row (the commit); the final status."""
     status, error = analysis.status, analysis.error
-    STOP.check("write", 0, None)  # interrupted (a short decode may look finished): write nothing
+    stop_request().check("write", 0, None)  # interrupted (a short decode may look finished): write nothing
     try:
         manifest = (source.uri, _manifest(source, video_id, config, status, error))
         timer("write", steps.write, out, video_id, tables, row, manifest)

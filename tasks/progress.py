@@ -76,6 +76,26 @@ class StopRequest:
 
 
 STOP = StopRequest()
+_STOP_OF_THIS_RUN: ContextVar[StopRequest] = ContextVar("affectflow_stop", default=STOP)
+
+
+def stop_request() -> StopRequest:
+    """The stop request the running video obeys: this process's ``STOP``, or its run's (stopped_by)."""
+    return _STOP_OF_THIS_RUN.get()
+
+
+@contextmanager
+def stopped_by(request: StopRequest) -> Iterator[StopRequest]:
+    """Within, videos obey ``request`` instead of this process's signals.
+
+    For a process that serves several runs (a Dask worker): the run's signal reaches its
+    client, not the worker, so the client's stop is relayed to ``request`` (flows/scaleout).
+    """
+    token = _STOP_OF_THIS_RUN.set(request)
+    try:
+        yield request
+    finally:
+        _STOP_OF_THIS_RUN.reset(token)
 
 
 # Steps whose hook reports seconds of audio, not frames (transcription, diarization).

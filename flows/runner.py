@@ -210,11 +210,12 @@ def start_ephemeral_server() -> None:
     Its output (the shutdown's CancelledError tracebacks) goes to ``$PREFECT_HOME/ephemeral-server.log``,
     not under the run's own lines.
     """
-    from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME
 
-    if PREFECT_API_URL.value():  # a real server: not ours to start or stop
+    if PREFECT_API_URL.value():  # a real server: not ours to start or stop (nor to import: 1 s)
         return
+    from prefect.server.api.server import SubprocessASGIServer
+
     server = SubprocessASGIServer()  # Prefect's one instance: the flow's client finds it running
     if server.running:
         return

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 _FORBIDDEN = 1e6  # cost of a pairing the rules exclude
 
@@ -69,6 +68,8 @@ class Tracker:
         others are a track's own embedding reused (see ``continued_track``) and do not
         update it.
         """
+        from scipy.optimize import linear_sum_assignment  # here: scipy.optimize costs every command 0.2 s at import
+
         fresh = np.ones(len(boxes), bool) if fresh is None else fresh
         ids = [-1] * len(boxes)
         if self.tracks and len(boxes):

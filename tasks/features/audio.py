@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from scipy.signal import find_peaks
 
 from affectflow.tasks.features.onnx import FeatureError, open_onnx
 
@@ -87,6 +86,8 @@ class EGeMAPSProsody:
     dim = len(EGEMAPS_NAMES)
 
     def __call__(self, wav: np.ndarray, times: np.ndarray) -> np.ndarray:  # (S,), (T,) s -> (T, 29)
+        from scipy.signal import find_peaks  # here: scipy.signal costs 0.5 s at import, every command paid it
+
         names, lld = egemaps_lld(wav)  # (F, 25)
         voiced = lld[:, names.index("F0semitoneFrom27.5Hz_sma3nz")] > 0  # (F,)
         loud = lld[:, names.index("Loudness_sma3")]

@@ -27,9 +27,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
-from scipy.optimize import linear_sum_assignment
-from scipy.stats import mannwhitneyu
 
 from affectflow.tasks.records import SpeakerTurn
 
@@ -66,6 +63,8 @@ class Evidence:
 
 def mouth_activity(opening: np.ndarray, rate: float, window_s: float) -> np.ndarray:
     """(tracks, K) opening → (tracks, K) rolling standard deviation over ``window_s`` (NaN where unseen)."""
+    import pandas as pd  # here: 0.2 s at import, for one rolling window
+
     window = max(round(window_s * rate), 3)
     frame = pd.DataFrame(opening.T.astype(np.float64))
     return frame.rolling(window, center=True, min_periods=window // 2 + 1).std().to_numpy().T
@@ -91,6 +90,8 @@ def evidence(
     """Evidence for every (track, speaker) pair; ``opening`` (tracks, K) and ``loudness_db`` (K,) on the grid k / rate."""
     t = np.arange(opening.shape[1]) / rate
     activity = mouth_activity(opening, rate, rules.activity_s)
+    from scipy.stats import mannwhitneyu  # here, as below: scipy.stats and .optimize cost every command 0.4 s
+
     loudness = 10 ** (loudness_db.astype(np.float64) / 20)  # linear: follows the jaw better than dB
     leads = range(0, round(rules.max_lead_s * rate) + 1)
     found = []
@@ -147,6 +148,8 @@ def assign(found: Sequence[Evidence], together: set[frozenset[int]], rules: Link
     result = Assignment({}, set())
     if not np.isfinite(score).any():
         return result
+    from scipy.optimize import linear_sum_assignment
+
     links = result.links
     rows, cols = linear_sum_assignment(np.where(np.isfinite(score), -score, UNLINKABLE))
     for i, j in zip(rows, cols, strict=True):

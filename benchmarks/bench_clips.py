@@ -47,13 +47,15 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=500, help="test-pattern clips for the overhead run (default 500)")
     parser.add_argument("--talking", type=int, default=20, help="talking clips for the all-stages run (default 20)")
     parser.add_argument("--keep", help="work here and keep it (default: a temp dir, removed)")
+    parser.add_argument("--workers", type=int, default=1, help="`affectflow run --workers` for the talking run")
+    parser.add_argument("--language", help="`affectflow run --language` for the talking run (default: detected)")
     args = parser.parse_args()
     work = Path(args.keep or tempfile.mkdtemp(prefix="affectflow-clips-"))
     try:
         if args.clips:
             overhead(work, args.clips)
         if args.talking:
-            all_stages(work, args.talking)
+            all_stages(work, args.talking, args.workers, args.language)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -76,18 +78,21 @@ def overhead(work: Path, n: int) -> None:
     print("  inside each video (videos.stage_seconds, mean s): " + ", ".join(f"{k} {v / n:.3f}" for k, v in steps))
 
 
-def all_stages(work: Path, n: int) -> None:
-    corpus, out = work / "talking", work / "talking-out"
+def all_stages(work: Path, n: int, workers: int = 1, language: str | None = None) -> None:
+    corpus, out = work / "talking", work / f"talking-out-{workers}-{language or 'detected'}"
     started = time.perf_counter()
-    media_s = make_talking(corpus, n)
+    media_s = make_talking(corpus, n) if not corpus.exists() else talking_seconds(corpus)
     print(f"made {n} talking clips ({media_s:.0f} s of media) in {time.perf_counter() - started:.1f} s")
-    wall, first = run(corpus, out, work / "prefect-b")
+    options = ["--workers", str(workers), *(["--language", language] if language else [])]
+    wall, first = run(corpus, out, work / "prefect-b", *options)
     con = connect(str(out))
     rows = con.execute("SELECT duration_s, status FROM videos ORDER BY started").fetchall()
     assert all(status == "ok" for _, status in rows), rows
     after_first = sum(duration for duration, _ in rows[1:])
     rtf = (wall - first) / after_first
-    print(f"every stage: {wall:.1f} s for {n} clips ({media_s:.0f} s), first video after {first:.1f} s")
+    print(
+        f"every stage, {' '.join(options)}: {wall:.1f} s for {n} clips ({media_s:.0f} s), first video after {first:.1f} s"
+    )
     print(
         f"  RTF after the first video: {rtf:.3f} ({rtf / TARGET_RTF:.2f}× the target {TARGET_RTF:.2f} = 2× the "
         f"long-video {LONG_VIDEO_RTF}, {'met' if rtf <= TARGET_RTF else 'NOT met'})"
@@ -152,6 +157,13 @@ def make_patterns(folder: Path, n: int) -> float:
             check=True,
         )
     return total
+
+
+def talking_seconds(folder: Path) -> float:
+    """Seconds of media of the talking clips made before (``--keep``): made once, run at several ``--workers``."""
+    from affectflow.tasks.media.probe import probe
+
+    return sum(probe(clip).duration_s for clip in sorted(folder.glob("*.mp4")))
 
 
 def make_talking(folder: Path, n: int) -> float:

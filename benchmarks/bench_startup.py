@@ -26,7 +26,6 @@ Every figure is a median over ``--repeat`` runs (cold ones: each with its own ne
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -179,32 +178,11 @@ def running_server(home: Path) -> Iterator[str]:
 @contextmanager
 def dask_worker(folder: Path, api: str) -> Iterator[str]:
     """A ``dask scheduler`` and one ``dask worker`` (one thread) on 127.0.0.1 that report to ``api``; the address."""
-    folder.mkdir(parents=True)
-    dask = str(Path(sys.executable).with_name("dask"))
-    env = {**os.environ, "PREFECT_API_URL": api}
-    file = folder / "scheduler.json"
-    quiet = dict(env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    scheduler_argv = [dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--scheduler-file", str(file)]
-    processes = [subprocess.Popen([*scheduler_argv, "--no-dashboard"], **quiet)]
-    try:
-        for _ in range(600):
-            if file.exists() and file.stat().st_size:
-                break
-            time.sleep(0.1)
-        else:
-            raise SystemExit("dask scheduler did not start in 60 s")
-        address = json.loads(file.read_text())["address"]
-        worker_argv = [dask, "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard"]
-        processes.append(subprocess.Popen(worker_argv, **quiet))
-        from distributed import Client
+    from tests.servers import dask_cluster
 
-        with Client(address, timeout=60) as client:
-            client.wait_for_workers(1, timeout=120)
+    folder.mkdir(parents=True)
+    with dask_cluster(folder, {**os.environ, "PREFECT_API_URL": api}) as address:
         yield address
-    finally:
-        for process in processes[::-1]:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
 
 
 def first_video(source: Path, out: Path, home: Path, options: list[str], api: str | None = None) -> tuple[float, float]:

@@ -1,4 +1,4 @@
-"""Real servers on 127.0.0.1 for integration tests: an S3-compatible object store and Prefect.
+"""Real servers on 127.0.0.1 for integration tests: an S3-compatible object store, Prefect and Dask.
 
 Each is a context manager that stops what it started (whole process groups for
 subprocesses) and restores the environment it changed, so test modules wrap them in
@@ -163,3 +163,37 @@ def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path, ti
             pass
         time.sleep(0.5)
     raise TimeoutError(f"{url} not healthy after {timeout_s:g} s:\n{log.read_text()[-3000:]}")
+
+
+@contextmanager
+def dask_cluster(folder: Path, env: Mapping[str, str] | None = None, timeout_s: float = 120.0) -> Iterator[str]:
+    """A ``dask scheduler`` and one one-thread ``dask worker`` on 127.0.0.1 (real processes); the scheduler's address.
+
+    ``env``: the worker's environment (e.g. the ``PREFECT_API_URL`` its task runs report to).
+    Logs go to ``folder``; both are stopped at the end.
+    """
+    import json
+    import sys
+
+    from distributed import Client
+
+    dask = str(Path(sys.executable).with_name("dask"))
+    environ = dict(env or os.environ)
+    file = folder / "scheduler.json"
+    scheduler_argv = [dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--scheduler-file", str(file)]
+    processes = [start([*scheduler_argv, "--no-dashboard"], environ, folder / "scheduler.log")]
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not (file.exists() and file.stat().st_size):
+            if time.monotonic() > deadline or processes[0].poll() is not None:
+                raise RuntimeError(f"dask scheduler did not start:\n{(folder / 'scheduler.log').read_text()[-3000:]}")
+            time.sleep(0.1)
+        address = json.loads(file.read_text())["address"]
+        worker_argv = [dask, "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard"]
+        processes.append(start(worker_argv, environ, folder / "worker.log"))
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(1, timeout=timeout_s)
+        yield address
+    finally:
+        for process in processes[::-1]:
+            stop(process)

@@ -22,54 +22,18 @@ from pathlib import Path
 import pytest
 
 from affectflow.tasks.synth.bad import make_testsrc_video
+from tests.servers import dask_cluster
 
 pytestmark = pytest.mark.integration
 
 RUN = ["--stages", "faces", "--fps", "25"]  # at every frame: the cheapest stage, yet seconds of work
-DASK = Path(sys.executable).with_name("dask")
 
 
 @pytest.fixture(scope="module")
 def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The address of a one-worker cluster of real processes; both stopped at the end."""
-    from distributed import Client
-
-    here = tmp_path_factory.mktemp("dask")
-    file = here / "scheduler.json"
-    common = ["--no-dashboard"]
-    processes = [
-        subprocess.Popen(
-            [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0", "--scheduler-file", str(file), *common],
-            stdout=subprocess.DEVNULL,
-            stderr=(here / "scheduler.log").open("w"),
-            start_new_session=True,
-        )
-    ]
-    try:
-        for _ in range(600):
-            if file.exists() and file.stat().st_size:
-                break
-            time.sleep(0.1)
-        address = json.loads(file.read_text())["address"]
-        processes.append(
-            subprocess.Popen(
-                [str(DASK), "worker", address, "--host", "127.0.0.1", "--nthreads", "1", *common],
-                stdout=subprocess.DEVNULL,
-                stderr=(here / "worker.log").open("w"),
-                start_new_session=True,
-            )
-        )
-        with Client(address, timeout=60) as client:
-            client.wait_for_workers(1, timeout=120)
+    with dask_cluster(tmp_path_factory.mktemp("dask")) as address:
         yield address
-    finally:
-        for process in processes[::-1]:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
 
 
 def _run(clips: Path, out: Path, address: str) -> list[str]:

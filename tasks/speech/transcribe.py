@@ -32,6 +32,7 @@ from affectflow.tasks.progress import Hook
 from affectflow.tasks.records import SpeakerTurn, Transcript, Word
 from affectflow.tasks.settings import env_name, settings
 from affectflow.tasks.speech.diarize import SILENCE_PEAK
+from affectflow.tasks.speech.language import SharedFirstWindow, detect_language
 
 SAMPLE_RATE = 16000
 CHUNK_S = 30  # whisper's window: VAD speech is merged into chunks up to this long
@@ -269,12 +270,20 @@ def chunks_of_turns(turns: list[SpeakerTurn], duration_s: float) -> list[dict[st
 def decoded_words(
     asr: Any, audio: np.ndarray, chunks: list[dict[str, float]], config: TranscribeConfig, report: Hook
 ) -> tuple[list[Word], str]:
-    """Batched faster-whisper on the VAD chunks, with its word timestamps."""
+    """Batched faster-whisper on the VAD chunks, with its word timestamps.
+
+    Without a configured language it is detected from the first chunk, whose encoding the
+    decoding then reuses (tasks/speech/language.py: one encoder pass fewer per short clip).
+    """
     from faster_whisper import BatchedInferencePipeline
 
-    pipeline = BatchedInferencePipeline(asr.model)
+    language, model = config.language, asr.model
+    if language is None:
+        language, first = detect_language(asr.model, audio, chunks[0], SAMPLE_RATE)
+        model = SharedFirstWindow(asr.model, first)
+    pipeline = BatchedInferencePipeline(model)
     segments, info = pipeline.transcribe(
-        audio, language=config.language, batch_size=config.batch_size, clip_timestamps=chunks, word_timestamps=True
+        audio, language=language, batch_size=config.batch_size, clip_timestamps=chunks, word_timestamps=True
     )
     words: list[Word] = []
     total_s = round(len(audio) / SAMPLE_RATE)  # progress in seconds of audio decoded, like the other speech steps

@@ -6,6 +6,9 @@ Measured as a user meets it, each command in a fresh process (`affectflow` from 
 
 - ``affectflow --help`` and ``affectflow sql --out OUT "SELECT count(*) FROM emotions"`` over a
   small output root (20 one-minute videos by tests/tablegen.py): target < 1.5 s each;
+- loading the models of every stage alone, and decoding the clip's first frame alone (probe
+  and ffmpeg's start), each in a fresh interpreter: with the server's start-up, the parts of a
+  run's fixed cost;
 - Prefect's ephemeral server start-up alone (``flows.runner.start_ephemeral_server`` in a fresh
   interpreter, until it answers), with a new ``PREFECT_HOME`` (cold: the database is created and
   migrated) and with the same one again (warm);
@@ -48,6 +51,8 @@ AFFECTFLOW = str(Path(sys.executable).with_name("affectflow"))
 CLI_TARGET_S = 1.5
 FIRST_VIDEO_TARGET_S = 5.0
 DONE_LINE = re.compile(r"^\s*(ok|failed)\s+[\d.]+s\s+clip\.mp4")
+MODELS_PROBE = "import time; t = time.perf_counter(); from affectflow.tasks.config import PipelineConfig; from affectflow.flows.stages import load_models; load_models(PipelineConfig()); print(time.perf_counter() - t)"
+FRAME_PROBE = "import sys, time; from pathlib import Path; t = time.perf_counter(); from affectflow.tasks.media.probe import probe; from affectflow.tasks.media.frames import iter_frames; clip = Path(sys.argv[1]); next(iter(iter_frames(clip, probe(clip), 5.0))); print(time.perf_counter() - t)"
 SERVER_PROBE = "import time; t = time.perf_counter(); from affectflow.flows.runner import start_ephemeral_server; start_ephemeral_server(); print(time.perf_counter() - t)"
 
 
@@ -64,6 +69,13 @@ def main() -> None:
         sql = [AFFECTFLOW, "sql", "--out", out, "SELECT count(*) FROM emotions"]
         report("affectflow sql (count over 20 videos)", [timed(sql) for _ in range(args.repeat)], CLI_TARGET_S)
 
+        report(
+            "models of every stage loaded (fresh interpreter)",
+            [probe_s(MODELS_PROBE) for _ in range(args.repeat)],
+            None,
+        )
+        first_frame = [probe_s(FRAME_PROBE, str(clip / "clip.mp4")) for _ in range(args.repeat)]
+        report("first frame of the clip decoded (fresh interpreter)", first_frame, None)
         homes = [work / f"prefect-cold-{i}" for i in range(args.repeat)]
         report("Prefect ephemeral server, cold", [server_start(home) for home in homes], None)
         report("Prefect ephemeral server, warm", [server_start(homes[0]) for _ in range(args.repeat)], None)
@@ -129,6 +141,12 @@ def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
     started = time.perf_counter()
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     return time.perf_counter() - started
+
+
+def probe_s(code: str, *argv: str) -> float:
+    """The seconds ``code`` prints as its last line, run in a fresh interpreter: what one step costs a new process."""
+    done = subprocess.run([sys.executable, "-c", code, *argv], check=True, capture_output=True, text=True)
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 def server_start(home: Path) -> float:

@@ -104,6 +104,7 @@ def base_clip(size: tuple[int, int]) -> Path:
 
     path = CACHE / MEDIA_VERSION / f"{size[0]}x{size[1]}-{BASE_S}s.mp4"
     if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)  # a new machine has no cache yet
         with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
             video = make_face_video(Path(tmp) / "video.mp4", n_faces=1, seconds=BASE_S, size=size)
             out = Path(tmp) / "clip.mp4"

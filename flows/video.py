@@ -38,11 +38,10 @@ from affectflow.tasks.progress import (
     PROGRESS,
     Hook,
     Interrupted,
-    VideoTimeoutError,
     all_of,
-    budget_s,
     overdue,
     stop_request,
+    timed_out,
     video_deadline,
 )
 from affectflow.tasks.records import MediaInfo, StagedVideo
@@ -252,7 +251,7 @@ def given_up(stuck: str) -> BaseException:
     """What a video whose ``stuck`` stage(s) reached no progress step in time raises."""
     if (stop := stop_request()).requested:
         return Interrupted(stop.signum)
-    return VideoTimeoutError(f"timed out after {budget_s() or 0:g} s ({stuck} stuck in native code, given up)")
+    return timed_out(f"{stuck} stuck in native code, given up")
 
 
 class StageTimer:

@@ -194,7 +194,11 @@ class Deadline:
 
     def check(self, step: str) -> None:
         if time.monotonic() > self.end:
-            raise VideoTimeoutError(f"timed out after {self.budget_s:g} s (during {step})")
+            raise self.timed_out(f"during {step}")
+
+    def timed_out(self, where: str) -> VideoTimeoutError:
+        """The one-line error of a video past this deadline; ``where`` says what it was doing."""
+        return VideoTimeoutError(f"timed out after {self.budget_s:g} s ({where})")
 
     def hook(self, step: str, completed: int, total: int | None) -> None:
         """The deadline as a progress hook: stops the video at the step after it passed."""
@@ -218,10 +222,10 @@ def overdue() -> bool:
     return time_left() == 0.0
 
 
-def budget_s() -> float | None:
-    """The running video's time budget in seconds (None: no limit)."""
+def timed_out(where: str) -> VideoTimeoutError:
+    """The one-line error of the running video past its deadline (``Deadline.timed_out``)."""
     deadline = DEADLINE.get()
-    return None if deadline is None else deadline.budget_s
+    return deadline.timed_out(where) if deadline else VideoTimeoutError(f"timed out after its deadline ({where})")
 
 
 def deadline_hook(timeout_s: float | None) -> Hook:

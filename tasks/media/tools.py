@@ -13,7 +13,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from affectflow.tasks.progress import DEADLINE, VideoTimeoutError, time_left
+from affectflow.tasks.progress import time_left, timed_out
 from affectflow.tasks.settings import env_name, settings
 
 
@@ -80,11 +80,7 @@ def run_tool(command: Sequence[str], step: str) -> subprocess.CompletedProcess[b
     try:
         return subprocess.run(list(command), capture_output=True, check=False, timeout=time_left())
     except subprocess.TimeoutExpired:  # subprocess.run has killed and reaped the child
-        deadline = DEADLINE.get()
-        budget = f"{deadline.budget_s:g} s" if deadline else "its deadline"
-        raise VideoTimeoutError(
-            f"timed out after {budget} (during {step}: {Path(command[0]).name} did not finish; killed)"
-        ) from None
+        raise timed_out(f"during {step}: {Path(command[0]).name} did not finish; killed") from None
 
 
 def check_exit(what: str, returncode: int, stderr: Sequence[str], done: str) -> None:

@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=500, help="test-pattern clips for the overhead run (default 500)")
     parser.add_argument("--talking", type=int, default=20, help="talking clips for the all-stages run (default 20)")
     parser.add_argument("--keep", help="work here and keep it (default: a temp dir, removed)")
-    parser.add_argument("--workers", type=int, default=1, help="`affectflow run --workers` for the talking run")
+    parser.add_argument("--workers", type=int, help="`affectflow run --workers` for the talking run (default: its own)")
     parser.add_argument("--language", help="`affectflow run --language` for the talking run (default: detected)")
     args = parser.parse_args()
     work = Path(args.keep or tempfile.mkdtemp(prefix="affectflow-clips-"))
@@ -78,12 +78,12 @@ def overhead(work: Path, n: int) -> None:
     print("  inside each video (videos.stage_seconds, mean s): " + ", ".join(f"{k} {v / n:.3f}" for k, v in steps))
 
 
-def all_stages(work: Path, n: int, workers: int = 1, language: str | None = None) -> None:
-    corpus, out = work / "talking", work / f"talking-out-{workers}-{language or 'detected'}"
+def all_stages(work: Path, n: int, workers: int | None = None, language: str | None = None) -> None:
+    corpus, out = work / "talking", work / f"talking-out-{workers or 'default'}-{language or 'detected'}"
     started = time.perf_counter()
     media_s = make_talking(corpus, n) if not corpus.exists() else talking_seconds(corpus)
     print(f"made {n} talking clips ({media_s:.0f} s of media) in {time.perf_counter() - started:.1f} s")
-    options = ["--workers", str(workers), *(["--language", language] if language else [])]
+    options = [*(["--workers", str(workers)] if workers else []), *(["--language", language] if language else [])]
     wall, first = run(corpus, out, work / "prefect-b", *options)
     con = connect(str(out))
     rows = con.execute("SELECT duration_s, status FROM videos ORDER BY started").fetchall()
@@ -91,7 +91,7 @@ def all_stages(work: Path, n: int, workers: int = 1, language: str | None = None
     after_first = sum(duration for duration, _ in rows[1:])
     rtf = (wall - first) / after_first
     print(
-        f"every stage, {' '.join(options)}: {wall:.1f} s for {n} clips ({media_s:.0f} s), first video after {first:.1f} s"
+        f"every stage, {' '.join(options) or 'default options'}: {wall:.1f} s for {n} clips ({media_s:.0f} s), first video after {first:.1f} s"
     )
     print(
         f"  RTF after the first video: {rtf:.3f} ({rtf / TARGET_RTF:.2f}× the target {TARGET_RTF:.2f} = 2× the "
@@ -108,6 +108,9 @@ def all_stages(work: Path, n: int, workers: int = 1, language: str | None = None
 def run(corpus: Path, out: Path, prefect_home: Path, *options: str) -> tuple[float, float]:
     """Wall seconds of one `affectflow run`, and seconds until its first video's line on stderr."""
     env = {**os.environ, "PREFECT_HOME": str(prefect_home), "AFFECTFLOW_PROGRESS": "never"}
+    env["AFFECTFLOW_KEEP_WARM"] = (
+        "off"  # the run in its own process, as measured before (bench_startup has the service)
+    )
     command = [sys.executable, "-m", "affectflow", "run", str(corpus), "--out", str(out), "--no-reports", *options]
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)

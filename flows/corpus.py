@@ -20,7 +20,7 @@ from prefect.exceptions import TerminationSignal
 from prefect.futures import PrefectFuture, as_completed
 
 from affectflow.flows.artifacts import RunArtifacts
-from affectflow.flows.parameters import RUN_OPTIONS, RUN_PARAMETERS, with_run_parameters
+from affectflow.flows.parameters import DEFAULT_WORKERS, RUN_OPTIONS, RUN_PARAMETERS, with_run_parameters
 from affectflow.flows.publish import publish
 from affectflow.flows.scaleout import Submit, video_submitter
 from affectflow.flows.video import IO_RETRIES, VideoResult, is_finished, retry_transient_io
@@ -125,7 +125,7 @@ def run_corpus(
     config: PipelineConfig,
     *,
     force: bool = False,
-    workers: int = 1,
+    workers: int = DEFAULT_WORKERS,
     video_timeout_s: float | None = None,
     work_dir: str | None = None,
     dask_address: str | None = None,

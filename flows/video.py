@@ -17,7 +17,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from contextvars import copy_context
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,6 +39,8 @@ from affectflow.tasks.progress import (
     Hook,
     Interrupted,
     all_of,
+    counted_thread,
+    not_counted,
     overdue,
     stop_request,
     timed_out,
@@ -113,7 +115,16 @@ class VideoResult:
         return self.uri.rstrip("/").rsplit("/", 1)[-1]
 
 
-_model_locks: dict[str, threading.Lock] = {}
+@dataclass
+class _ModelLock:
+    """One stage's model, used by one video at a time; ``abandoned``: its holder was given up stuck."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    holder: threading.Thread | None = None
+    abandoned: bool = False
+
+
+_model_locks: dict[str, _ModelLock] = {}
 
 
 @contextmanager
@@ -121,15 +132,30 @@ def _one_at_a_time(stage: str, hook: Hook) -> Iterator[None]:
     """Models are loaded once per process and shared; their runtimes are not thread-safe.
 
     The wait for a model is a step of its own, so a video's deadline or a stop still acts while
-    another video holds the model, including one given up with this stage stuck (run_stages).
+    another video holds the model. The wait is not the waiting video's own time (``not_counted``):
+    with two videos at once, one long video must not time out the other. A model held by a
+    stage given up stuck (run_stages) is another matter: that wait counts, so a video behind it
+    times out instead of waiting for ever.
     """
-    lock = _model_locks.setdefault(stage, threading.Lock())
-    while not lock.acquire(timeout=MODEL_WAIT_POLL_S):
+    model = _model_locks.setdefault(stage, _ModelLock())
+    while True:
+        with nullcontext() if model.abandoned else not_counted():
+            if model.lock.acquire(timeout=MODEL_WAIT_POLL_S):
+                break
         hook(f"waiting for the {stage} model", 0, None)
+    model.holder, model.abandoned = threading.current_thread(), False
     try:
         yield
     finally:
-        lock.release()
+        model.holder = None
+        model.lock.release()
+
+
+def _abandon_models(threads: Sequence[threading.Thread]) -> None:
+    """The models held by ``threads`` (given up stuck) stay held: waits for them count from now."""
+    for model in _model_locks.values():
+        if model.holder in threads:
+            model.abandoned = True
 
 
 class BranchStoppedError(Exception):
@@ -161,28 +187,30 @@ def run_stages(
     def wait_for(stage: Stage) -> None:
         # no progress hook while waiting (the timer would charge the wait to a step); the other
         # branch calls its own and sets `failed` when it stops, on a timeout too
-        for name in stage.after:
-            while not finished[name].wait(0.1):
-                if failed.is_set():
-                    raise BranchStoppedError(f"stopped before {stage.name}: the other branch failed")
+        with not_counted():  # the other branch's time is counted in its own thread
+            for name in stage.after:
+                while not finished[name].wait(0.1):
+                    if failed.is_set():
+                        raise BranchStoppedError(f"stopped before {stage.name}: the other branch failed")
 
     def run_branch(branch: str) -> None:
         mine = [stage for stage in stages if stage.branch == branch]
-        try:
-            for stage in mine:
-                if stage.name in wanted:
-                    wait_for(stage)
-                    if stage.ready(outputs):
-                        shared.stage[branch] = stage.name
-                        with _one_at_a_time(stage.name, hook):
-                            timed(stage.name, stage.run, outputs)
-                finished[stage.name].set()
-        except BaseException:
-            failed.set()
-            raise
-        finally:
-            for stage in mine:  # a failed branch releases whoever waits on it (they see `failed`)
-                finished[stage.name].set()
+        with counted_thread():  # its time is the video's own, unless it waits (Deadline)
+            try:
+                for stage in mine:
+                    if stage.name in wanted:
+                        wait_for(stage)
+                        if stage.ready(outputs):
+                            shared.stage[branch] = stage.name
+                            with _one_at_a_time(stage.name, hook):
+                                timed(stage.name, stage.run, outputs)
+                    finished[stage.name].set()
+            except BaseException:
+                failed.set()
+                raise
+            finally:
+                for stage in mine:  # a failed branch releases whoever waits on it (they see `failed`)
+                    finished[stage.name].set()
 
     outputs.hook = hook
     try:
@@ -212,7 +240,8 @@ def _run_branches(branches: Sequence[str], run_branch: Callable[[str], None], sh
     to reach a step, then the video is given up: the timeout (or the interrupt) is raised here,
     so nothing of the video is committed but its ``failed`` row, and its threads are left to end
     on their own (daemon threads, each in a copy of this context: Prefect's run context goes
-    with it). A stuck thread keeps its model's lock; a later video waits for it as a step.
+    with it). A stuck thread keeps its model's lock; a later video waits for it as a step, and
+    that wait counts against its deadline (``_abandon_models``).
     """
     errors: list[BaseException] = []
 
@@ -238,6 +267,7 @@ def _run_branches(branches: Sequence[str], run_branch: Callable[[str], None], sh
                 stuck = (
                     shared.stage.get(b, b) for b, thread in zip(branches, threads, strict=True) if thread.is_alive()
                 )
+                _abandon_models([thread for thread in threads if thread.is_alive()])
                 raise given_up(" and ".join(stuck))
     except BaseException:  # given up, or a signal raised in this thread: the branches stop at their next step
         shared.failed.set()

@@ -9,9 +9,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
-from dataclasses import dataclass
 
 Hook = Callable[[str, int, "int | None"], None]
 
@@ -178,19 +177,66 @@ class VideoTimeoutError(Exception):
     """The video took longer than its budget (a pathological file must not hold a nightly run)."""
 
 
-@dataclass(frozen=True)
 class Deadline:
-    """When the current video must be done: ``end`` on the monotonic clock, of a ``budget_s`` budget."""
+    """When the current video must be done, of a ``budget_s`` budget of its own time.
 
-    end: float
-    budget_s: float
+    Time in which every thread of the video waits (for a model another video holds, or for its
+    other branch while that one waits) is not the video's own: it moves ``end`` later. So two
+    videos at once (``--workers 2``) never time one out for the length of the other, while a
+    video that works, in any of its threads, spends its budget. Threads of the video say so with
+    ``working()`` (none: the video is one thread) and ``waiting()``.
+    """
 
-    def left(self) -> float:
-        return max(self.end - time.monotonic(), 0.0)
+    def __init__(self, end: float, budget_s: float) -> None:
+        self._end = end  # monotonic seconds, before the wait in progress (``_idle_since``)
+        self.budget_s = budget_s
+        self._lock = threading.Lock()
+        self._threads = 0  # threads of the video inside ``working()``
+        self._waiting = 0  # of those (or the video's one thread), how many are inside ``waiting()``
+        self._idle_since: float | None = None  # every thread waits since then (monotonic)
 
     @classmethod
     def starting_now(cls, budget_s: float) -> Deadline:
         return cls(time.monotonic() + budget_s, budget_s)
+
+    @property
+    def end(self) -> float:
+        """The monotonic time the video must be done by, the wait in progress not counted."""
+        with self._lock:
+            return self._end + (time.monotonic() - self._idle_since if self._idle_since is not None else 0.0)
+
+    def left(self) -> float:
+        return max(self.end - time.monotonic(), 0.0)
+
+    @contextmanager
+    def working(self) -> Iterator[None]:
+        """Inside: one more thread works on the video (a branch thread of ``flows.video.run_stages``)."""
+        self._change(threads=1)
+        try:
+            yield
+        finally:
+            self._change(threads=-1)
+
+    @contextmanager
+    def waiting(self) -> Iterator[None]:
+        """Inside: this thread of the video waits on something that is not the video's own work."""
+        self._change(waiting=1)
+        try:
+            yield
+        finally:
+            self._change(waiting=-1)
+
+    def _change(self, threads: int = 0, waiting: int = 0) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._threads += threads
+            self._waiting += waiting
+            idle = self._waiting >= max(self._threads, 1)
+            if idle and self._idle_since is None:
+                self._idle_since = now
+            elif not idle and self._idle_since is not None:
+                self._end += now - self._idle_since
+                self._idle_since = None
 
     def check(self, step: str) -> None:
         if time.monotonic() > self.end:
@@ -203,6 +249,18 @@ class Deadline:
     def hook(self, step: str, completed: int, total: int | None) -> None:
         """The deadline as a progress hook: stops the video at the step after it passed."""
         self.check(step)
+
+
+def not_counted() -> AbstractContextManager[None]:
+    """Inside: this thread waits on something not of the running video's own (``Deadline.waiting``)."""
+    deadline = DEADLINE.get()
+    return deadline.waiting() if deadline else nullcontext()
+
+
+def counted_thread() -> AbstractContextManager[None]:
+    """Inside: this thread is one of the running video's working threads (``Deadline.working``)."""
+    deadline = DEADLINE.get()
+    return deadline.working() if deadline else nullcontext()
 
 
 # The running video's deadline, for steps that wait on a child process instead of calling a hook

@@ -158,5 +158,5 @@ def test_nightly_schedule_as_deployed_is_a_cron_in_paris(team: Team) -> None:
     assert schedule["timezone"] == "Europe/Paris"
     fire = next(CronSim(schedule["cron"], datetime(2026, 6, 1, 12, tzinfo=ZoneInfo(schedule["timezone"]))))
     assert (fire.day, fire.hour, fire.minute) == (2, 2, 0)
-    assert deployment["parameters"] == {"source": SOURCE, "out": OUT, "workers": 1, "compact": True}  # compacts nightly
+    assert deployment["parameters"] == {"source": SOURCE, "out": OUT, "workers": 2, "compact": True}  # compacts nightly
     assert deployment["work_pool_name"] == "affectflow"

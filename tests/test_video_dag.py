@@ -304,6 +304,86 @@ def test_a_video_waiting_for_the_model_a_stuck_stage_holds_stops_at_its_deadline
     assert fused == ["faces=tracks turns=['A'] words=['hello']"]
 
 
+def _working(seconds: float) -> Callable[[StageOutputs], dict[str, Any]]:
+    """A faces stage that works ``seconds`` (a progress step every 20 ms), as a model stage does."""
+
+    def faces(outputs: StageOutputs) -> dict[str, Any]:
+        begin = time.monotonic()
+        while time.monotonic() - begin < seconds:
+            time.sleep(0.02)
+            outputs.hook("faces", 0, None)
+        return {"faces": "tracks", "backend": "test faces"}
+
+    return faces
+
+
+def _diarize_working(seconds: float) -> Callable[[StageOutputs], dict[str, Any]]:
+    def diarize(outputs: StageOutputs) -> dict[str, Any]:
+        _working(seconds)(outputs)
+        return {"turns": ["A"], "backend": "test turns"}
+
+    return diarize
+
+
+@pytest.mark.parametrize("own_work_s", [0.0, 1.0])
+def test_waiting_for_a_model_another_video_uses_is_not_the_waiting_videos_time_but_its_own_work_is(
+    tmp_path: Path, own_work_s: float
+) -> None:
+    """Two videos at once (--workers 2): a long video must not time out the one behind it."""
+    holding = threading.Event()
+    first_error: list[BaseException] = []
+
+    def first_video() -> None:  # no deadline; holds the faces model 1.5 s
+        long_faces = _working(1.5)
+
+        def faces(outputs: StageOutputs) -> dict[str, Any]:
+            holding.set()
+            return long_faces(outputs)
+
+        try:
+            _run(_outputs(tmp_path / "first"), _stages(faces, _diarize_working(0.0))[0])
+        except BaseException as err:  # noqa: BLE001 - asserted below
+            first_error.append(err)
+
+    thread = threading.Thread(target=first_video)
+    thread.start()
+    assert holding.wait(WAIT_S)
+    # the second video: a 0.6 s budget; its faces wait ~1.5 s for the model, its speech works own_work_s
+    stages, fused = _stages(_working(0.0), _diarize_working(own_work_s))
+    try:
+        with affectflow.tasks.progress.video_deadline(0.6) as deadline:
+            outputs = _outputs(tmp_path / "second")
+            outputs.hook = deadline
+            if own_work_s:  # working past its budget while the other branch waits: that time is its own
+                with pytest.raises(affectflow.tasks.progress.VideoTimeoutError, match=r"timed out after 0\.6 s"):
+                    _run(outputs, stages)
+            else:  # every thread of it waits: the deadline moves on by the wait
+                begin = time.monotonic()
+                _run(outputs, stages)
+                assert time.monotonic() - begin > 1.0  # it did wait for the first video's model
+                assert fused == ["faces=tracks turns=['A'] words=['hello']"]
+    finally:
+        thread.join(WAIT_S)
+    assert not first_error
+
+
+def test_the_deadline_counts_a_wait_only_while_some_thread_of_the_video_works() -> None:
+    deadline = affectflow.tasks.progress.Deadline.starting_now(10.0)
+    with deadline.working(), deadline.working():  # two branch threads
+        with deadline.waiting():  # one waits, the other works: the time counts
+            time.sleep(0.2)
+        assert deadline.left() < 9.85
+        end = deadline.end
+        with deadline.waiting(), deadline.waiting():  # both wait: the end moves on
+            time.sleep(0.2)
+            assert deadline.end > end + 0.15
+        assert deadline.end > end + 0.15
+    with deadline.waiting():  # outside branches the video is one thread
+        end = deadline.end
+        time.sleep(0.1)
+        assert deadline.end > end + 0.05
+
+
 def test_the_timer_charges_each_progress_step_the_time_since_the_last_mark() -> None:
     timer = affectflow.flows.video.StageTimer()
 

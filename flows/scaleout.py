@@ -15,9 +15,10 @@ import inspect
 import logging
 import os
 import signal
+import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from prefect import task
@@ -25,11 +26,13 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 
 from affectflow.flows.video import VideoResult, process_video_task, run_video
-from affectflow.tasks.progress import Interrupted, StopRequest, repeating, stopped_by
+from affectflow.tasks.progress import PROGRESS, Interrupted, StopRequest, repeating, stopped_by
 from affectflow.tasks.settings import env_name, settings
 
 logger = logging.getLogger("affectflow")
 STOP_POLL_S = 0.5  # how often a video on a Dask worker asks whether its run was stopped
+PROGRESS_RELAY_S = 1.0  # how often a video on a Dask worker sends its stage, and the run reads them
+DONE = "done"  # a video's last progress entry: it has ended
 
 DASK_ADDRESS_ENV = env_name("dask_address")
 
@@ -44,20 +47,77 @@ def video_submitter(dask_address: str | None = None, dask_local_workers: int = 0
         yield process_video_task.submit
         return
     with runner:
-        stop_event = f"affectflow-stop-{uuid.uuid4().hex}"  # this run's, on the cluster's scheduler
+        run = uuid.uuid4().hex
+        stop_event = f"affectflow-stop-{run}"  # this run's, on the cluster's scheduler
+        relay = ProgressRelay(runner.client, run)
 
         def submit(*args: Any) -> PrefectFuture[VideoResult]:
             video = dict(inspect.signature(run_video).bind(*args).arguments)
-            return runner.submit(process_video_on_dask, parameters={"stop_event": stop_event, "video": video})
+            progress = relay.watch(video["source"].name)
+            parameters = {"stop_event": stop_event, "video": video, "progress": progress}
+            return runner.submit(process_video_on_dask, parameters=parameters)
 
         try:
-            yield submit
+            with repeating(PROGRESS_RELAY_S, relay.poll, "affectflow-dask-progress"):
+                yield submit
         except BaseException:  # a signal (or an error) ends the run here: its videos on the cluster stop too
             _relay_stop(stop_event, runner.client)
             raise
+        finally:
+            relay.forget_all()
 
 
-def run_video_until_stopped(stop_event: str, video: dict[str, Any]) -> VideoResult:
+class ProgressRelay:
+    """The stage progress of this run's videos on Dask workers, copied into this process's PROGRESS.
+
+    The hooks of a video on a worker write the worker's registry; the CLI bar and the Prefect
+    progress artifact read this process's. Each video's worker puts its entry in the
+    scheduler's metadata under the run's key every ``PROGRESS_RELAY_S`` (``run_video_until_stopped``),
+    ``DONE`` at its end; this reads the run's key in one call per poll.
+    """
+
+    def __init__(self, client: Any, run: str) -> None:
+        self.client = client
+        self.key = f"affectflow-progress-{run}"
+        self.videos: dict[str, str] = {}  # the video's slot under the key -> its name in PROGRESS
+        self._lock = threading.Lock()
+
+    def watch(self, video_name: str) -> list[str]:
+        """The metadata path a video's worker reports to (a slot of its own: two videos may share a name)."""
+        slot = uuid.uuid4().hex[:12]
+        with self._lock:
+            self.videos[slot] = video_name
+        return [self.key, slot]
+
+    def poll(self) -> None:
+        try:
+            entries = self.client.get_metadata([self.key], default={})
+        except Exception:  # noqa: BLE001 - a scheduler gone: the run's own wait reports it
+            return
+        with self._lock:
+            watched = dict(self.videos)
+        for slot, name in watched.items():
+            entry = entries.get(slot)
+            if entry == DONE:
+                PROGRESS.clear(name)
+                with self._lock:
+                    self.videos.pop(slot, None)
+            elif entry:
+                step, completed, total = entry
+                PROGRESS.report(name, step, completed, total)
+
+    def forget_all(self) -> None:
+        for name in self.videos.values():
+            PROGRESS.clear(name)
+        with suppress(Exception):  # best effort: a few bytes left on a scheduler that went away
+            self.client.run_on_scheduler(_drop_metadata, key=self.key)
+
+
+def _drop_metadata(key: str, dask_scheduler: Any = None) -> None:
+    dask_scheduler.metadata.pop(key, None)
+
+
+def run_video_until_stopped(stop_event: str, video: dict[str, Any], progress: list[str] | None = None) -> VideoResult:
     """``run_video(**video)`` on a Dask worker, stopped at its next step once its run is.
 
     A signal reaches the run's client, not the workers: without this, a worker of a remote
@@ -67,7 +127,8 @@ def run_video_until_stopped(stop_event: str, video: dict[str, Any]) -> VideoResu
     """
     from distributed import Event, get_client
 
-    event = Event(stop_event, client=get_client())  # the worker's client, found from the task's thread only
+    client = get_client()  # the worker's client, found from the task's thread only
+    event = Event(stop_event, client=client)
     request = StopRequest()
 
     def poll() -> None:
@@ -77,11 +138,21 @@ def run_video_until_stopped(stop_event: str, video: dict[str, Any]) -> VideoResu
         except Exception as err:  # noqa: BLE001 - a scheduler that went away: the video goes on
             logger.debug("cannot read the run's stop event %s: %s", stop_event, err)
 
+    def publish() -> None:  # this video's stage, for the run's bar (ProgressRelay)
+        if progress and (entry := PROGRESS.snapshot().get(video["source"].name)):
+            with suppress(Exception):  # a scheduler that went away: the video goes on
+                client.set_metadata(progress, list(entry))
+
     with stopped_by(request), repeating(STOP_POLL_S, poll, "affectflow-dask-stop"):
         try:
-            return run_video(**video)
+            with repeating(PROGRESS_RELAY_S, publish, "affectflow-dask-progress"):
+                return run_video(**video)
         except Interrupted:  # the client has gone; this result is for the worker's log only
             return VideoResult(video["source"].uri, "failed", error="interrupted: its run was stopped, nothing written")
+        finally:
+            if progress:
+                with suppress(Exception):
+                    client.set_metadata(progress, DONE)
 
 
 process_video_on_dask = task(name="process-video", cache_policy=NO_CACHE)(run_video_until_stopped)

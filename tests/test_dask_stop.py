@@ -86,3 +86,19 @@ def test_a_signal_to_the_client_stops_the_video_on_the_worker_and_the_rerun_comm
     assert rerun.returncode == 0, rerun.stderr  # the worker is still up and serves the next run
     assert any(line.split()[:1] == ["ok"] for line in rerun.stderr.splitlines()), rerun.stderr
     assert {path.parent.name for path in out.glob("*/video_id=*")} >= {"videos", "faces"}
+
+
+def test_the_stage_progress_of_a_video_on_the_worker_reaches_the_runs_bar(scheduler: str, tmp_path: Path) -> None:
+    """The bar's postfix (the video's stage, frames done / total) for a video analysed on a worker."""
+    import re
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    make_testsrc_video(clips / "clip.mp4", seconds=60.0, audio=False)  # 1500 frames: ~10 s of faces
+    env = {**os.environ, "AFFECTFLOW_PROGRESS": "always"}  # the bar on a pipe too
+    done = subprocess.run(
+        _run(clips, tmp_path / "out", scheduler), capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    counts = [int(n) for n in re.findall(r"clip\.mp4: faces (\d+)/1500", done.stderr)]
+    assert len(set(counts)) >= 2 and max(counts) > min(counts), done.stderr[-3000:]  # it moved while it ran

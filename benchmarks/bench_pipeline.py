@@ -348,7 +348,7 @@ def end_to_end(video_path: Path) -> float:
         source = Path(tmp) / "source"
         source.mkdir()
         os.symlink(video_path, source / video_path.name)
-        env = dict(os.environ, PREFECT_HOME=str(Path(tmp) / "prefect"))
+        env = dict(os.environ, PREFECT_HOME=str(Path(tmp) / "prefect"), AFFECTFLOW_KEEP_WARM="off")  # in-process
         exe = Path(sys.executable).with_name("affectflow")
         begin = time.perf_counter()
         subprocess.run(

@@ -53,7 +53,7 @@ def main() -> None:
 
 def timed_redraws(source: Path, out: Path) -> tuple[list[tuple[float, str]], float]:
     """Every non-empty piece of stderr between carriage returns and newlines, with its arrival time."""
-    env = {**os.environ, "AFFECTFLOW_PROGRESS": "always"}
+    env = {**os.environ, "AFFECTFLOW_PROGRESS": "always", "AFFECTFLOW_KEEP_WARM": "off"}
     command = [AFFECTFLOW, "run", str(source), "--out", str(out), "--no-reports"]
     run = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
     assert run.stderr is not None

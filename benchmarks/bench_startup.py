@@ -20,7 +20,10 @@ Measured as a user meets it, each command in a fresh process (`affectflow` from 
   ``PREFECT_API_URL``): what a machine that runs affectflow every night keeps up;
 - every stage against that server and a long-lived Dask worker (``dask scheduler`` +
   ``dask worker``, ``--dask-address``) that has run one video before: the worker keeps the
-  models loaded between runs, so a run pays neither the server start nor the model load.
+  models loaded between runs, so a run pays neither the server start nor the model load;
+- first of all, plain runs as they are by default (flows/warm.py): the first leaves the warm
+  service, the next ones use it. Every other row runs with ``AFFECTFLOW_KEEP_WARM=off``
+  (``--only-warm``: this row alone).
 
 Every figure is a median over ``--repeat`` runs (cold ones: each with its own new
 ``PREFECT_HOME``), printed with the load average: on a shared machine they are upper bounds.
@@ -59,12 +62,16 @@ SERVER_PROBE = "import time; t = time.perf_counter(); from affectflow.flows.runn
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure (default 3)")
+    parser.add_argument("--only-warm", action="store_true", help="only the default plain runs with the warm service")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="affectflow-startup-"))
     try:
         out = small_root(work / "sql-root")
         clip = make_clip(work / "source")
         print(f"load average at start: {os.getloadavg()[0]:.2f}")
+        warm_service_runs(clip, work, args.repeat)
+        if args.only_warm:
+            return
         report("affectflow --help", [timed([AFFECTFLOW, "--help"]) for _ in range(args.repeat)], CLI_TARGET_S)
         sql = [AFFECTFLOW, "sql", "--out", out, "SELECT count(*) FROM emotions"]
         report("affectflow sql (count over 20 videos)", [timed(sql) for _ in range(args.repeat)], CLI_TARGET_S)
@@ -203,13 +210,22 @@ def dask_worker(folder: Path, api: str) -> Iterator[str]:
         yield address
 
 
-def first_video(source: Path, out: Path, home: Path, options: list[str], api: str | None = None) -> tuple[float, float]:
+def run_env(home: Path, keep_warm: bool = False) -> dict[str, str]:
+    """A run's environment; ``keep_warm``: the default, a plain run leaves and uses the warm service."""
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
+    env["AFFECTFLOW_KEEP_WARM"] = "on" if keep_warm else "off"
+    env.pop("PREFECT_API_URL", None)
+    return env
+
+
+def first_video(
+    source: Path, out: Path, home: Path, options: list[str], api: str | None = None, keep_warm: bool = False
+) -> tuple[float, float]:
     """(seconds to the first video's line on stderr, seconds of the whole command) for one `affectflow run`.
 
     ``api``: the URL of a running Prefect server to use (else Prefect's ephemeral one is started).
     """
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
-    env.pop("PREFECT_API_URL", None)
+    env = run_env(home, keep_warm)
     if api:
         env["PREFECT_API_URL"] = api
     argv = [AFFECTFLOW, "run", str(source), "--out", str(out), "--no-reports", *options]
@@ -224,6 +240,25 @@ def first_video(source: Path, out: Path, home: Path, options: list[str], api: st
         raise SystemExit(f"affectflow run exited {child.returncode}: {' '.join(argv)}")
     whole = time.perf_counter() - started
     return (first if first is not None else whole), whole
+
+
+def warm_service_runs(clip: Path, work: Path, repeat: int) -> None:
+    """Plain `affectflow run`s as they are by default: the first leaves the warm service, the next use it."""
+    from affectflow.flows import warm
+
+    home = work / "home-service"
+    env = run_env(home, keep_warm=True)
+    first = first_video(clip, work / "out-service-first", home, [], keep_warm=True)
+    report("run (every stage), plain, first on the machine: leaves the warm service", [first[0]], None)
+    started = time.perf_counter()
+    service = warm.wait_for(warm.fingerprint(env))
+    print(f"  the service was up {time.perf_counter() - started:.1f} s after that run ended")
+    try:
+        runs = [first_video(clip, work / f"out-service-{i}", home, [], keep_warm=True) for i in range(repeat)]
+        report("run (every stage), plain, warm service: first video line", [r[0] for r in runs], FIRST_VIDEO_TARGET_S)
+        report("run (every stage), plain, warm service: whole command", [r[1] for r in runs], None)
+    finally:
+        warm.stop(service)
 
 
 def report(label: str, seconds: list[float], target: float | None) -> None:

@@ -1,4 +1,4 @@
-"""The ``affectflow`` command line: run, sql, plot, compact, export, report, people, demo, train, evaluate, distill.
+"""The ``affectflow`` command line: run, sql, plot, compact, export, report, people, demo, train, evaluate, distill, service.
 
 Errors a user can fix are one line on stderr with a non-zero exit status; stack
 traces only with ``--debug``.
@@ -90,9 +90,9 @@ def _command_in(argv: Sequence[str]) -> str:
 
 def _command_modules() -> list[ModuleType]:
     """Command groups owned by their own modules (SQL and plots, training, distillation); cheap to import."""
-    from affectflow.flows import cli_distill, cli_export, cli_people, cli_query, cli_store, cli_train
+    from affectflow.flows import cli_distill, cli_export, cli_people, cli_query, cli_service, cli_store, cli_train
 
-    return [cli_query, cli_store, cli_export, cli_people, cli_train, cli_distill]
+    return [cli_query, cli_store, cli_export, cli_people, cli_train, cli_distill, cli_service]
 
 
 def _add_run(commands: argparse._SubParsersAction) -> None:
@@ -127,7 +127,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from affectflow.flows.runner import run_with_progress
 
     options = cli_values(args)
-    summary = run_with_progress(options.pop("source"), options.pop("out"), **options)
+    summary = run_with_progress(options.pop("source"), options.pop("out"), warm=True, **options)
     return EXIT_OK if summary.ok else EXIT_FAILED_VIDEOS
 
 

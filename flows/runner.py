@@ -47,16 +47,22 @@ POSTFIX = "affectflow-stage-postfix"  # the thread that draws the running stages
 PR_SET_PDEATHSIG = 1  # linux/prctl.h: the signal a child gets when its parent dies
 
 
-def run_with_progress(source: str, out: str, **options: Any) -> RunSummary:
+def run_with_progress(source: str, out: str, *, warm: bool = False, **options: Any) -> RunSummary:
     """Run ``process-corpus`` in this process and print one line per video and a summary.
 
-    A bad option value (a ValueError while building the config) is a usage error: ``UsageError``.
+    ``warm`` (``affectflow run``): a plain run (no Prefect server, no Dask cluster of its own)
+    sends its videos to this machine's warm service when one runs, and leaves one for the next
+    run when none did (flows/warm.py). A bad option value is a usage error: ``UsageError``.
     """
     try:
         config = pipeline_config(flow_parameters(source, out, **options))
     except ValueError as err:
         raise UsageError(str(err)) from None
     checked = preflight(source, out, config)  # before Prefect starts: a second, not a server start-up
+    plain = warm and _plain(options)
+    service = _warm_service() if plain else None
+    if service is not None:
+        source, out, options = _on_service(service, source, out, options)
     # tqdm's disable=None: a bar (with its stage postfix) only when stderr is a terminal
     disable = {"always": False, "never": True}.get(settings().progress or "auto")
     bar = tqdm(total=0, unit="video", desc="videos", file=sys.stderr, disable=disable, dynamic_ncols=True)
@@ -68,7 +74,7 @@ def run_with_progress(source: str, out: str, **options: Any) -> RunSummary:
 
     tokens = video_done_listener.set(on_video_done), preflight_done.set(checked)
     try:
-        with stop_on_signals(), logs_to_stderr(), stage_postfix(bar, PROGRESS):
+        with stop_on_signals(), logs_to_stderr(), stage_postfix(bar, PROGRESS), _prefect_of(service):
             with models_loading(config if _needs_models(config, checked, options) else None):
                 start_ephemeral_server()
             summary: RunSummary = process_corpus(source, out, **options)
@@ -77,7 +83,69 @@ def run_with_progress(source: str, out: str, **options: Any) -> RunSummary:
         preflight_done.reset(tokens[1])
         bar.close()
     print_summary(summary)
+    if plain and service is None and config.stages and summary.count("ok") + summary.count("failed"):
+        _leave_warm_service()
     return summary
+
+
+def _plain(options: dict[str, Any]) -> bool:
+    """No Prefect server and no Dask cluster chosen: what the warm service stands in for."""
+    from prefect.settings import PREFECT_API_URL
+
+    chosen = options.get("dask_address") or options.get("dask_local_workers") or settings().dask_address
+    return not (chosen or PREFECT_API_URL.value())
+
+
+def _warm_service() -> Any:
+    from affectflow.flows import warm
+
+    if not warm.enabled():
+        return None
+    service = warm.find()
+    if service is not None:
+        print(f"affectflow: on the warm service ({service.describe()})", file=sys.stderr)
+    return service
+
+
+def _on_service(service: Any, source: str, out: str, options: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """The run's arguments for videos analysed in the service's worker (its own working directory)."""
+
+    def absolute(path: str | None) -> str | None:
+        return path if path is None or "://" in path else str(Path(path).resolve())
+
+    options = {**options, "dask_address": service.dask_address, "work_dir": absolute(options.get("work_dir"))}
+    return str(absolute(source)), str(absolute(out)), options
+
+
+@contextmanager
+def _prefect_of(service: Any) -> Iterator[None]:
+    """Inside: Prefect's client talks to the warm service's server (none: as configured)."""
+    if service is None:
+        yield
+        return
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: service.api_url}):
+        yield
+
+
+def _leave_warm_service() -> None:
+    from affectflow.flows import warm
+
+    if not warm.enabled():
+        return
+    try:
+        log = warm.start_in_background()
+    except OSError as err:  # the run is done; only the next one's start-up is at stake
+        print(f"affectflow: could not leave a warm service: {err}", file=sys.stderr)
+        return
+    if log is None:  # one is starting (another run left it)
+        return
+    print(
+        f"affectflow: left a warm service for the next runs on this machine (models loaded; leaves after "
+        f"{warm.idle_exit_s():g} s unused; `affectflow service stop`; AFFECTFLOW_KEEP_WARM=off: never; log {log})",
+        file=sys.stderr,
+    )
 
 
 @contextmanager

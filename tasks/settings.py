@@ -106,6 +106,14 @@ class Settings(BaseSettings):
     dask_address: str | None = variable(
         "the flow's own threads", "the default `--dask-address`: run the videos on this Dask scheduler"
     )
+    keep_warm: Literal["on", "off"] | None = variable(
+        "`on`",
+        "after a run that analysed videos, leave the warm service (Prefect server and Dask worker with the "
+        "models loaded) for the next plain run on this machine (`affectflow service`), or `off`",
+    )
+    warm_idle_s: Annotated[float, Field(gt=0)] | None = variable(
+        "600", "seconds the warm service waits unused before it leaves"
+    )
     progress: Literal["auto", "always", "never"] | None = variable(
         "`auto`: a bar when stderr is a terminal",
         "the CLI's progress bar: `always` (also when stderr is a file or pipe), `never`, or `auto`",

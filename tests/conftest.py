@@ -26,6 +26,7 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "CRITICAL")
 os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL", "CRITICAL")
 os.environ.pop("PREFECT_API_URL", None)  # never talk to a developer's real server
+os.environ["AFFECTFLOW_KEEP_WARM"] = "off"  # a test that wants the warm service (flows/warm.py) turns it on
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from contextlib import contextmanager, redirect_stdout, suppress
 from functools import partial
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
@@ -41,6 +41,9 @@ from affectflow.tasks.config import PipelineConfig
 from affectflow.tasks.progress import PROGRESS, STOP, Interrupted, StageProgress, describe, repeating
 from affectflow.tasks.settings import settings
 from affectflow.tasks.storage.store import Store
+
+if TYPE_CHECKING:
+    from affectflow.flows.warm import Service
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 POSTFIX = "affectflow-stage-postfix"  # the thread that draws the running stages into the bar
@@ -96,7 +99,7 @@ def _plain(options: dict[str, Any]) -> bool:
     return not (chosen or PREFECT_API_URL.value())
 
 
-def _warm_service() -> Any:
+def _warm_service() -> Service | None:
     from affectflow.flows import warm
 
     if not warm.enabled():
@@ -107,7 +110,7 @@ def _warm_service() -> Any:
     return service
 
 
-def _on_service(service: Any, source: str, out: str, options: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+def _on_service(service: Service, source: str, out: str, options: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     """The run's arguments for videos analysed in the service's worker (its own working directory)."""
 
     def absolute(path: str | None) -> str | None:
@@ -118,7 +121,7 @@ def _on_service(service: Any, source: str, out: str, options: dict[str, Any]) ->
 
 
 @contextmanager
-def _prefect_of(service: Any) -> Iterator[None]:
+def _prefect_of(service: Service | None) -> Iterator[None]:
     """Inside: Prefect's client talks to the warm service's server (none: as configured)."""
     if service is None:
         yield

@@ -22,7 +22,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import logging
 import os
 import signal
 import socket
@@ -37,8 +36,6 @@ from pathlib import Path
 from typing import Any
 
 from affectflow.tasks.settings import settings
-
-logger = logging.getLogger("affectflow")
 
 DEFAULT_IDLE_S = 600.0
 START_TIMEOUT_S = 120.0  # a cold Prefect server (new database) took 9.8 s on 2 cores; margin for a busy machine
@@ -114,14 +111,20 @@ def idle_exit_s() -> float:
 
 
 def find(print_: str | None = None) -> Service | None:
-    """The running service of this process's fingerprint, or None (a stale state file is removed)."""
-    state, _, _ = _paths(print_ or fingerprint())
+    """The running service of this process's fingerprint (or ``print_``'s), or None.
+
+    A state file whose supervisor is gone (killed outright, so it could not remove it) is removed.
+    """
+    print_ = print_ or fingerprint()
+    state, lock_path, _ = _paths(print_)
     try:
         service = Service(**json.loads(state.read_text()))
     except (OSError, ValueError, TypeError):
         return None
-    if service.fingerprint == (print_ or service.fingerprint) and _alive(service):
+    if service.fingerprint == print_ and _alive(service):
         return service
+    if not _locked(lock_path):  # no supervisor holds it: nobody will ever answer there
+        state.unlink(missing_ok=True)
     return None
 
 

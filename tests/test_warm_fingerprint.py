@@ -49,3 +49,23 @@ def test_an_edited_source_file_is_another_service(tmp_path: Path) -> None:
     assert warm.code_stamp(tmp_path) == before
     module.write_text("THRESHOLD = 0.75\n")  # another size (and time)
     assert warm.code_stamp(tmp_path) != before
+
+
+def test_a_state_file_left_by_a_killed_service_is_removed_and_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import subprocess
+
+    monkeypatch.setenv("AFFECTFLOW_CACHE_DIR", str(tmp_path))
+    gone = subprocess.run(["true"], check=True)
+    del gone
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    print_ = warm.fingerprint()
+    state, _, _ = warm._paths(print_)
+    state.parent.mkdir(parents=True)
+    fields = {"api_url": "http://127.0.0.1:9/api", "dask_address": "tcp://127.0.0.1:9", "fingerprint": print_}
+    state.write_text(json.dumps({"pid": dead.pid, "started": 0.0, "idle_exit_s": 600.0, "log": "", **fields}))
+    assert warm.find() is None
+    assert not state.exists()

@@ -195,22 +195,21 @@ def run_stages(
 
     def run_branch(branch: str) -> None:
         mine = [stage for stage in stages if stage.branch == branch]
-        with counted_thread():  # its time is the video's own, unless it waits (Deadline)
-            try:
-                for stage in mine:
-                    if stage.name in wanted:
-                        wait_for(stage)
-                        if stage.ready(outputs):
-                            shared.stage[branch] = stage.name
-                            with _one_at_a_time(stage.name, hook):
-                                timed(stage.name, stage.run, outputs)
-                    finished[stage.name].set()
-            except BaseException:
-                failed.set()
-                raise
-            finally:
-                for stage in mine:  # a failed branch releases whoever waits on it (they see `failed`)
-                    finished[stage.name].set()
+        try:
+            for stage in mine:
+                if stage.name in wanted:
+                    wait_for(stage)
+                    if stage.ready(outputs):
+                        shared.stage[branch] = stage.name
+                        with _one_at_a_time(stage.name, hook):
+                            timed(stage.name, stage.run, outputs)
+                finished[stage.name].set()
+        except BaseException:
+            failed.set()
+            raise
+        finally:
+            for stage in mine:  # a failed branch releases whoever waits on it (they see `failed`)
+                finished[stage.name].set()
 
     outputs.hook = hook
     try:
@@ -247,7 +246,8 @@ def _run_branches(branches: Sequence[str], run_branch: Callable[[str], None], sh
 
     def collect(branch: str) -> None:
         try:
-            run_branch(branch)
+            with counted_thread():  # a branch's time is the video's own, unless it waits (Deadline)
+                run_branch(branch)
         except BaseException as err:  # noqa: BLE001 - collected, raised by the waiting thread
             errors.append(err)
 

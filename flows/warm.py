@@ -117,15 +117,21 @@ def find(print_: str | None = None) -> Service | None:
     """
     print_ = print_ or fingerprint()
     state, lock_path, _ = _paths(print_)
-    try:
-        service = Service(**json.loads(state.read_text()))
-    except (OSError, ValueError, TypeError):
+    if (service := _read(state)) is None:
         return None
     if service.fingerprint == print_ and _alive(service):
         return service
     if not _locked(lock_path):  # no supervisor holds it: nobody will ever answer there
         state.unlink(missing_ok=True)
     return None
+
+
+def _read(state: Path) -> Service | None:
+    """The service a state file records; None for a missing, half-written or foreign file."""
+    try:
+        return Service(**json.loads(state.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def _alive(service: Service) -> bool:
@@ -211,11 +217,7 @@ def stop(service: Service, timeout_s: float = 30.0) -> bool:
 def running() -> Iterator[Service]:
     """Every live service of this machine's cache (any fingerprint)."""
     for state in sorted(state_dir().glob("*.json")):
-        try:
-            service = Service(**json.loads(state.read_text()))
-        except (OSError, ValueError, TypeError):
-            continue
-        if _alive(service):
+        if (service := _read(state)) is not None and _alive(service):
             yield service
 
 

@@ -208,25 +208,23 @@ class Deadline:
     def left(self) -> float:
         return max(self.end - time.monotonic(), 0.0)
 
-    @contextmanager
-    def working(self) -> Iterator[None]:
+    def working(self) -> AbstractContextManager[None]:
         """Inside: one more thread works on the video (a branch thread of ``flows.video.run_stages``)."""
-        self._change(threads=1)
-        try:
-            yield
-        finally:
-            self._change(threads=-1)
+        return self._inside(threads=1)
+
+    def waiting(self) -> AbstractContextManager[None]:
+        """Inside: this thread of the video waits on something that is not the video's own work."""
+        return self._inside(waiting=1)
 
     @contextmanager
-    def waiting(self) -> Iterator[None]:
-        """Inside: this thread of the video waits on something that is not the video's own work."""
-        self._change(waiting=1)
+    def _inside(self, threads: int = 0, waiting: int = 0) -> Iterator[None]:
+        self._change(threads, waiting)
         try:
             yield
         finally:
-            self._change(waiting=-1)
+            self._change(-threads, -waiting)
 
-    def _change(self, threads: int = 0, waiting: int = 0) -> None:
+    def _change(self, threads: int, waiting: int) -> None:
         with self._lock:
             now = time.monotonic()
             self._threads += threads

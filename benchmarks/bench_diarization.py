@@ -1,8 +1,8 @@
 """Speaker count, DER and boundaries of the default diarizer on voices it was not tuned on.
 
-    python benchmarks/bench_diarization.py [--seed 0] [--per-half 40] [--half held-out] [--calibrate]
+    python benchmarks/bench_diarization.py [--seed 0] [--per-half 120] [--half held-out] [--calibrate windows|turns]
 
-80 generated conversations (tasks/synth/conversations.py: 1–4 espeak-ng voices, pauses or
+240 generated conversations (tasks/synth/conversations.py: 1–4 espeak-ng voices, pauses or
 short overlaps) in a tuning half and a held-out half that share no voice, plus the real
 two-speaker call pyannote.audio ships. Per condition (half, speakers, pause/overlap): speaker
 count right, DER with a 0.25 s collar pooled over the condition and its worst conversation
@@ -10,10 +10,14 @@ count right, DER with a 0.25 s collar pooled over the condition and its worst co
 diarization RTF, each against the targets of issue 22. The WAVs are cached under
 ``$AFFECTFLOW_CACHE_DIR/conversations/seed<seed>``.
 
-``--calibrate`` re-derives tasks/speech/ge2e_calibration.npz from the tuning half only:
-the mean embedding (the centre), then the merge threshold, size bonus, minimum cluster
-size and cannot-link tolerance that count the tuning conversations right most often (ties:
-the setting whose grid neighbours do best, i.e. the middle of the widest plateau).
+``--calibrate windows`` re-derives tasks/speech/ge2e_calibration.npz (the clustering of
+pyannote's window embeddings) and ``--calibrate turns`` tasks/speech/ge2e_turn_calibration.npz
+(the second pass, tasks/speech/turn_clustering.py), each from the tuning half only: the mean
+embedding (the centre), then the merge threshold, size bonus, minimum cluster size and
+cannot-link tolerance that count the tuning conversations right most often (ties: the setting
+whose grid neighbours do best, i.e. the middle of the widest plateau). The shipped window
+calibration was chosen on the first 40 tuning conversations (``--per-half 40``), the turn
+calibration on all 120.
 """
 
 from __future__ import annotations
@@ -34,25 +38,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from affectflow.tasks.settings import settings
 from affectflow.tasks.speech.diarize import CALIBRATION, MAX_SPEAKERS, DiarizeConfig, diarize, load_pipeline
-from affectflow.tasks.synth.conversations import conversations
+from affectflow.tasks.synth.conversations import PER_HALF, conversations
 from affectflow.tasks.synth.speech import DialogueTruth
 from tests.speech_metrics import boundary_errors, diarization_errors, real_call
 
 TARGETS = {"count right": 0.90, "pooled DER": 0.10, "worst DER": 0.25, "boundary median s": 0.3, "RTF": 0.05}
-GRID: dict[str, Any] = {  # calibration grid: threshold, size bonus, minimum cluster size
+GRID: dict[str, Any] = {  # window calibration grid: threshold, size bonus, minimum cluster size, tolerance
     "threshold": np.round(np.arange(0.40, 0.801, 0.025), 3),
     "size_bonus": (0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8),
     "min_cluster_size": (1, 3, 5, 7),
     "cannot_tolerance": (0.0, 0.1, 0.2, 0.3, 0.5),
+}
+TURN_GRID: dict[str, Any] = {  # turn calibration grid: the same, sizes in seconds of speech
+    "threshold": np.round(np.arange(0.40, 0.801, 0.025), 3),
+    "size_bonus": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
+    "min_cluster_size": (0.0, 1.0, 2.0, 3.0, 4.0, 6.0),
+    "cannot_tolerance": (0.0, 0.25, 0.5, 1.0),
 }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--per-half", type=int, default=40)
+    parser.add_argument("--per-half", type=int, default=PER_HALF)
     parser.add_argument("--half", choices=("tuning", "held-out", "both"), default="both")
-    parser.add_argument("--calibrate", action="store_true", help="rewrite the calibration from the tuning half")
+    parser.add_argument(
+        "--calibrate", choices=("windows", "turns"), help="rewrite that calibration from the tuning half"
+    )
     parser.add_argument("--diarizer", choices=("default", "constrained"), default="constrained")
     args = parser.parse_args()
     directory = settings().cache() / "conversations" / f"seed{args.seed}"
@@ -60,8 +72,11 @@ def main() -> None:
     start = time.perf_counter()
     planned = conversations(directory, args.seed, args.per_half)
     print(f"{len(planned)} conversations in {directory} ({time.perf_counter() - start:.0f} s to generate or read)")
-    if args.calibrate:
-        calibrate([truth for c, truth in planned if c.half == "tuning"])
+    tuning = [truth for c, truth in planned if c.half == "tuning"]
+    if args.calibrate == "windows":
+        calibrate(tuning)
+    elif args.calibrate == "turns":
+        calibrate_turns(tuning)
     config = DiarizeConfig(backend=args.diarizer, device="cpu")
     load_pipeline.cache_clear()
     load_pipeline(config.backend, config.pipeline_dir, "cpu")
@@ -162,15 +177,57 @@ def calibrate(tuning: list[DialogueTruth]) -> None:
             for k, (train, chunks) in enumerate(recorded)
         ]
         scores[setting] = float(np.mean(right))
-    best = max(scores, key=lambda key: (scores[key], plateau(scores, key)))
-    Calibration(centre, *best).save(CALIBRATION)
-    print(f"calibrated on {len(recorded)} tuning conversations: threshold, size bonus, min size, cannot tolerance = {best},"
-          f" count right {scores[best]:.0%} (neighbours {plateau(scores, best):.0%}) → {CALIBRATION}")  # fmt: skip
+    save_best(scores, GRID, centre, CALIBRATION, len(recorded))
 
 
-def plateau(scores: dict[tuple[Any, ...], float], key: tuple[Any, ...]) -> float:
+def calibrate_turns(tuning: list[DialogueTruth]) -> None:
+    """Write TURN_CALIBRATION from the tuning conversations' first-pass turns (see the module docstring)."""
+    from affectflow.tasks.media.audio import read_wav
+    from affectflow.tasks.speech.agglomeration import Calibration
+    from affectflow.tasks.speech.turn_clustering import TURN_CALIBRATION, clip, cluster_units, turn_units
+
+    pipeline = load_pipeline("constrained", None, "cpu")
+    second_pass, pipeline.turn_reclustering = pipeline.turn_reclustering, None  # record the first pass's turns
+    embedder = second_pass.embedder
+    recorded = []  # per conversation: (n, 256) turn embeddings, units, first-pass turns
+    try:
+        for truth in tuning:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                turns = diarize(truth.wav, DiarizeConfig(backend="constrained", device="cpu")).turns
+            audio = read_wav(truth.wav)
+            units = [u for u in turn_units(turns) if embedder.embeddable(clip(audio, u))]
+            recorded.append((embedder.embed_speeches([clip(audio, u) for u in units]), units, turns))
+    finally:
+        pipeline.turn_reclustering = second_pass
+    truths = [len(truth.speakers) for truth in tuning]
+    centre = np.concatenate([e for e, units, _ in recorded if units]).mean(0)
+    scores = {}
+    for setting in itertools.product(*TURN_GRID.values()):
+        calibration = Calibration(centre, *setting)
+        right = [
+            (cluster_units(e, units, turns, calibration).max() + 1 if units else 0) == truths[k]
+            for k, (e, units, turns) in enumerate(recorded)
+        ]
+        scores[setting] = float(np.mean(right))
+    save_best(scores, TURN_GRID, centre, TURN_CALIBRATION, len(recorded))
+
+
+def save_best(
+    scores: dict[tuple[Any, ...], float], grid: dict[str, Any], centre: np.ndarray, path: Path, n: int
+) -> None:
+    """Save the grid's best setting, ties broken by its neighbours' mean score."""
+    from affectflow.tasks.speech.agglomeration import Calibration
+
+    best = max(scores, key=lambda key: (scores[key], plateau(scores, key, grid)))
+    Calibration(centre, *best).save(path)
+    print(f"calibrated on {n} tuning conversations: threshold, size bonus, min size, cannot tolerance = {best},"
+          f" count right {scores[best]:.0%} (neighbours {plateau(scores, best, grid):.0%}) → {path}")  # fmt: skip
+
+
+def plateau(scores: dict[tuple[Any, ...], float], key: tuple[Any, ...], grid: dict[str, Any]) -> float:
     """Mean score of the grid neighbours of ``key`` (one step in any one parameter)."""
-    axes = [list(values) for values in GRID.values()]
+    axes = [list(values) for values in grid.values()]
     neighbours = []
     for axis, value in enumerate(key):
         index = axes[axis].index(value)
@@ -178,7 +235,7 @@ def plateau(scores: dict[tuple[Any, ...], float], key: tuple[Any, ...]) -> float
             if 0 <= index + step < len(axes[axis]):
                 neighbour = list(key)
                 neighbour[axis] = axes[axis][index + step]
-                neighbours.append(scores[tuple(neighbour)])  # type: ignore[index]
+                neighbours.append(scores[tuple(neighbour)])
     return float(np.mean(neighbours))
 
 

@@ -167,7 +167,7 @@ def test_one_window_s_local_speakers_are_never_one_cluster() -> None:
 
 
 def test_one_window_that_split_a_voice_does_not_keep_it_apart_within_the_tolerance() -> None:
-    from affectflow.tasks.speech.clustering import merge
+    from affectflow.tasks.speech.agglomeration import merge
 
     rng = np.random.default_rng(5)
     embeddings = voices(rng, 2, per_voice=20)  # voice A: 0..19, voice B: 20..39

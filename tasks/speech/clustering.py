@@ -17,8 +17,6 @@ Imported only when the default diarizer is built: it pulls in pyannote.audio and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +28,8 @@ from resemblyzer.hparams import audio_norm_target_dBFS, model_embedding_size, pa
 from scipy.sparse.csgraph import laplacian
 from sklearn.cluster import SpectralClustering
 
+from affectflow.tasks.speech.agglomeration import Calibration, absorb_small, merge, unit_centroids
+
 MAX_CLUSTERED = 1500  # embeddings clustered at once (≈ 20 min of speech); similarities are n × n
 MIN_SPEECH_S = 0.1  # less masked speech than this gives no embedding (NaN)
 MIN_SPEECH_RMS = 1e-4  # masked "speech" quieter than this (digital silence) gives no embedding either:
@@ -37,6 +37,8 @@ MIN_SPEECH_RMS = 1e-4  # masked "speech" quieter than this (digital silence) giv
 # spectrogram NaN (librosa raised on a benchmark conversation whose mask fell into a pause)
 PARTIAL_HOP = 80  # mel frames (10 ms) between GE2E partial windows of 160 frames (1.6 s)
 MAX_PARTIALS = 3  # partial windows averaged per embedding: 3 cover a 5 s chunk
+TURN_PARTIAL_HOP = 40  # mel frames (0.4 s) between the partials of a turn's embedding: all of them are averaged
+ENCODER_BATCH = 256  # partials per GE2E forward pass
 
 
 class ResemblyzerEmbedding(Model):
@@ -91,61 +93,40 @@ class ResemblyzerEmbedding(Model):
         frame_of_sample = np.minimum(np.arange(len(audio)) * len(frames) // len(audio), len(frames) - 1)
         return audio[frames[frame_of_sample] > 0.5]
 
+    def embed_speeches(self, speeches: list[np.ndarray]) -> np.ndarray:
+        """One d-vector per stretch of speech, from all its partials ``TURN_PARTIAL_HOP`` apart:
+        [(num_samples,) float32 at 16 kHz] → (n, 256) unit norm. Each must be :meth:`embeddable`."""
+        partials = [self.partials(s, TURN_PARTIAL_HOP, None) for s in speeches]
+        if not partials:
+            return np.zeros((0, self.dimension), np.float32)
+        stacked = np.concatenate(partials)  # (total_partials, 160, 40)
+        device = next(self.encoder.parameters()).device
+        with torch.inference_mode():
+            embedded = np.concatenate(
+                [
+                    self.encoder(torch.from_numpy(stacked[i : i + ENCODER_BATCH]).to(device)).cpu().numpy()
+                    for i in range(0, len(stacked), ENCODER_BATCH)
+                ]
+            )
+        ends = np.cumsum([len(p) for p in partials])
+        means = np.stack([part.mean(0) for part in np.split(embedded, ends[:-1])])
+        return means / np.linalg.norm(means, axis=1, keepdims=True)
+
     @staticmethod
-    def partials(speech: np.ndarray) -> np.ndarray:
-        """Up to MAX_PARTIALS mel windows spread over the speech: (n, 160, 40), as Resemblyzer embeds them."""
+    def partials(speech: np.ndarray, hop: int = PARTIAL_HOP, limit: int | None = MAX_PARTIALS) -> np.ndarray:
+        """Mel windows ``hop`` frames apart (at most ``limit``, spread over the speech): (n, 160, 40),
+        as Resemblyzer embeds them."""
         mel = wav_to_mel_spectrogram(normalize_volume(speech, audio_norm_target_dBFS, increase_only=True))
         if len(mel) < partials_n_frames:
             mel = np.pad(mel, ((0, partials_n_frames - len(mel)), (0, 0)))
-        starts = np.arange(0, len(mel) - partials_n_frames + 1, PARTIAL_HOP)
-        if len(starts) > MAX_PARTIALS:
-            starts = starts[np.linspace(0, len(starts) - 1, MAX_PARTIALS).round().astype(int)]
+        starts = np.arange(0, len(mel) - partials_n_frames + 1, hop)
+        if limit is not None and len(starts) > limit:
+            starts = starts[np.linspace(0, len(starts) - 1, limit).round().astype(int)]
         return np.stack([mel[s : s + partials_n_frames] for s in starts])
 
 
 def weights_or_none(weights: torch.Tensor | None, batch: int) -> list[torch.Tensor | None]:
     return [None] * batch if weights is None else list(weights)
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """What the clustering of one embedding model was calibrated to, on the tuning voices only.
-
-    ``centre``: the mean embedding of the tuning conversations (256,); subtracting it removes
-    what every espeak-ng voice shares, so cosine similarity measures what tells voices apart.
-    ``threshold`` and ``size_bonus``: two clusters are one speaker while the cosine similarity of
-    their centred unit centroids plus ``size_bonus / sqrt(smaller size)`` reaches ``threshold``
-    (:func:`merge`). ``min_cluster_size``: embeddings a cluster needs to count as a speaker.
-    ``cannot_tolerance``: cannot-linked pairs two clusters may have, per embedding of the
-    smaller one, and still merge (0: none). Written by ``benchmarks/bench_diarization.py --calibrate``.
-    """
-
-    centre: np.ndarray
-    threshold: float
-    size_bonus: float
-    min_cluster_size: int
-    cannot_tolerance: float = 0.0
-
-    @classmethod
-    def load(cls, path: Path) -> Calibration:
-        with np.load(path) as saved:
-            return cls(
-                saved["centre"],
-                float(saved["threshold"]),
-                float(saved["size_bonus"]),
-                int(saved["min_cluster_size"]),
-                float(saved["cannot_tolerance"]) if "cannot_tolerance" in saved else 0.0,
-            )
-
-    def save(self, path: Path) -> None:
-        np.savez(
-            path,
-            centre=self.centre.astype(np.float32),
-            threshold=self.threshold,
-            size_bonus=self.size_bonus,
-            min_cluster_size=self.min_cluster_size,
-            cannot_tolerance=self.cannot_tolerance,
-        )
 
 
 class ConstrainedClustering(BaseClustering):
@@ -217,80 +198,6 @@ class ConstrainedClustering(BaseClustering):
         if clusters.max() + 1 < min_k:  # the threshold (or absorption) went below the bound: merge to it
             clusters = merge(unit, singletons, cannot, min_k, -np.inf, c.size_bonus, c.cannot_tolerance)
         return clusters
-
-
-def merge(
-    unit: np.ndarray,
-    clusters: np.ndarray,
-    cannot: np.ndarray,
-    stop_k: int,
-    threshold: float,
-    size_bonus: float,
-    cannot_tolerance: float = 0.0,
-) -> np.ndarray:
-    """Merge the best-scoring pair of clusters until ``stop_k`` remain or no score reaches ``threshold``.
-
-    A pair's score is the cosine similarity of their unit centroids plus
-    ``size_bonus / sqrt(smaller cluster's size)``: a centroid of few embeddings is a noisy
-    estimate of a voice, so it must be much less similar before it counts as a speaker of
-    its own. Cannot-linked clusters merge only while their cannot-linked embedding pairs
-    number at most ``cannot_tolerance`` × the smaller cluster's size: one window where the
-    segmentation split a voice in two must not keep that voice apart for the whole recording.
-    clusters: (n,) → (n,).
-    """
-    k = clusters.max() + 1
-    members = np.eye(k, dtype=np.float32)[clusters]  # (n, k)
-    sums = members.T.astype(np.float64) @ unit  # (k, 256): centroid linkage on unit vectors
-    sizes = members.sum(0).astype(np.float64)  # (k,)
-    conflicts = (members.T @ cannot.astype(np.float32) @ members).astype(np.float64)  # (k, k): cannot-linked pairs
-    smaller = np.minimum(sizes[:, None], sizes[None])  # (k, k)
-    blocked = conflicts > cannot_tolerance * smaller
-    np.fill_diagonal(blocked, True)
-    alive = np.ones(k, dtype=bool)
-    centroids = sums / np.linalg.norm(sums, axis=1, keepdims=True)
-    score = np.where(blocked, -np.inf, centroids @ centroids.T + size_bonus / np.sqrt(smaller))  # (k, k), per merge
-    owner = np.arange(k)
-    while alive.sum() > stop_k:
-        a, b = np.unravel_index(np.argmax(score), score.shape)
-        if not np.isfinite(score[a, b]) or score[a, b] < threshold:
-            break
-        sums[a] += sums[b]
-        sizes[a] += sizes[b]
-        alive[b] = False
-        owner[owner == b] = a
-        conflicts[a] += conflicts[b]
-        conflicts[:, a] = conflicts[a]
-        centroids[a] = sums[a] / np.linalg.norm(sums[a])
-        smaller_a = np.minimum(sizes, sizes[a])
-        row = centroids @ centroids[a] + size_bonus / np.sqrt(smaller_a)
-        row[(conflicts[a] > cannot_tolerance * smaller_a) | ~alive] = -np.inf
-        row[a] = -np.inf
-        score[a], score[:, a] = row, row
-        score[b], score[:, b] = -np.inf, -np.inf
-    return np.unique(owner[clusters], return_inverse=True)[1]
-
-
-def absorb_small(unit: np.ndarray, clusters: np.ndarray, min_size: int, keep: int) -> np.ndarray:
-    """Give the embeddings of clusters smaller than ``min_size`` to the nearest larger cluster,
-    smallest first, while more than ``keep`` clusters remain. (n,) → (n,)."""
-    clusters = clusters.copy()
-    while (k := clusters.max() + 1) > max(1, keep):
-        sizes = np.bincount(clusters, minlength=k)
-        smallest = int(np.argmin(sizes))
-        if sizes[smallest] >= min_size:
-            break
-        others = [c for c in range(k) if c != smallest]
-        members = clusters == smallest
-        nearest = np.argmax(unit[members] @ unit_centroids(unit, clusters)[others].T, axis=1)
-        clusters[members] = np.array(others)[nearest]
-        clusters = np.unique(clusters, return_inverse=True)[1]
-    return clusters
-
-
-def unit_centroids(unit: np.ndarray, clusters: np.ndarray) -> np.ndarray:
-    """(k, 256) unit-norm mean of each cluster's embeddings."""
-    sums = np.stack([unit[clusters == c].sum(0) for c in range(clusters.max() + 1)])
-    return sums / np.linalg.norm(sums, axis=1, keepdims=True)
 
 
 class EigengapClustering(BaseClustering):

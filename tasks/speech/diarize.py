@@ -12,7 +12,8 @@ algorithm (segmentation → speaker counting → embeddings → clustering → r
   number of speakers from the eigengap of the affinity graph (both in tasks/speech/clustering.py).
 - ``"constrained"``: the default's models with agglomerative clustering of centred embeddings
   under cannot-link constraints, calibrated on generated conversations (ge2e_calibration.npz),
-  and turns cut at silences. Better speaker counts on the generated benchmark, but one
+  turns cut at silences, then the speakers found again from one embedding per turn
+  (turn_clustering.py, ge2e_turn_calibration.npz). Better speaker counts on the generated benchmark, but one
   dialogue of the test suite gets too many words' speakers wrong (docs/speech.md), so opt-in.
 
 Models load once per process (:func:`load_pipeline` is cached by its arguments).
@@ -107,7 +108,15 @@ def diarize(wav: Path | None, config: DiarizeConfig, hook: Hook | None = None) -
         for segment, _, speaker in annotation.itertracks(yield_label=True)
         for start, end in without_quiet(segment.start, segment.end, quiet)
     ]
-    return Diarization(sorted(turns, key=lambda turn: (turn.start, turn.speaker)), backend)
+    turns.sort(key=lambda turn: (turn.start, turn.speaker))
+    second_pass = getattr(pipeline, "turn_reclustering", None)  # the constrained diarizer's (turn_clustering.py)
+    if second_pass is not None and turns:
+        low = config.num_speakers or config.min_speakers or 1
+        high = config.num_speakers or config.max_speakers or MAX_SPEAKERS
+        turns = [
+            SpeakerTurn(t.speaker, round(t.start, 3), round(t.end, 3)) for t in second_pass(audio, turns, low, high)
+        ]
+    return Diarization(turns, backend)
 
 
 def quiet_regions(audio: np.ndarray, frame_s: float = 0.02) -> list[tuple[float, float]]:
@@ -143,7 +152,7 @@ def describe(config: DiarizeConfig) -> str:
     if config.backend == "pyannote":
         return f"pyannote.audio {version('pyannote.audio')}: {Path(str(config.pipeline_dir)).name} (local pipeline)"
     clustering = (
-        "calibrated constrained agglomerative clustering, turns cut at silences"
+        "calibrated constrained agglomerative clustering, turns cut at silences, then clustered again per turn"
         if config.backend == "constrained"
         else "eigengap spectral clustering"
     )
@@ -234,11 +243,13 @@ def default_pipeline(constrained: bool = False) -> Any:
         EigengapClustering,
         ResemblyzerEmbedding,
     )
+    from affectflow.tasks.speech.turn_clustering import TURN_CALIBRATION, TurnReclustering
 
+    embedding = ResemblyzerEmbedding()
     pipeline = SpeakerDiarization(
         segmentation=str(segmentation_checkpoint()),
         segmentation_step=SEGMENTATION_STEP,
-        embedding=ResemblyzerEmbedding(),
+        embedding=embedding,
         embedding_exclude_overlap=True,
         plda=PLDA.__new__(PLDA),  # pyannote 4 requires a PLDA instance; only VBx clustering reads it
         clustering="AgglomerativeClustering",  # replaced below; pyannote names its clusterings in an enum
@@ -250,6 +261,8 @@ def default_pipeline(constrained: bool = False) -> Any:
         if constrained
         else EigengapClustering(NEIGHBOUR_FRACTION, MERGE_DISTANCE, MAX_SPEAKERS)
     )
+    if constrained:  # read by diarize(): the turns clustered again from one embedding per turn
+        pipeline.turn_reclustering = TurnReclustering(embedding, Calibration.load(TURN_CALIBRATION))
     pipeline.instantiate({"segmentation": {"threshold": SEGMENTATION_THRESHOLD, "min_duration_off": 0.0}})
     return pipeline
 

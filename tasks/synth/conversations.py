@@ -60,6 +60,7 @@ MALE: tuple[str, ...] = (
 MALE += ("caleb", "david", "Denis", "Diogo", "ed", "edward", "Gene", "Jacky", "john", "Lee", "Marco", "Mario")
 MALE += ("max", "Michael", "Mike", "norbert", "pablo", "paul", "pedro", "quincy", "rob", "robert", "sandro")
 MALE += ("travis", "victor", "zac")
+PER_HALF = 120  # conversations per half in the benchmark: one conversation is 0.8 points of a half's count rate
 TUNED_BEFORE = ("m3", "f2", "m7")  # tests/test_speech_quality.py's voices: always in the tuning half
 ACCENTS: tuple[str, ...] = (
     "en-us",
@@ -123,7 +124,7 @@ def voice_halves(seed: int = 0) -> dict[str, list[Voice]]:
     return halves
 
 
-def plan(seed: int = 0, per_half: int = 40) -> list[Conversation]:
+def plan(seed: int = 0, per_half: int = PER_HALF) -> list[Conversation]:
     """``per_half`` conversations in each half: speaker counts 1–4 and pause/overlap in equal shares."""
     rng = np.random.default_rng(seed + 1)
     out = []
@@ -174,7 +175,7 @@ def render(conversation: Conversation, path: Path, lead_s: float = 0.5) -> Dialo
     return DialogueTruth(path, duration, turns, [])
 
 
-def conversations(directory: Path, seed: int = 0, per_half: int = 40) -> list[tuple[Conversation, DialogueTruth]]:
+def conversations(directory: Path, seed: int = 0, per_half: int = PER_HALF) -> list[tuple[Conversation, DialogueTruth]]:
     """Every planned conversation with its WAV under ``directory`` (rendered once, then read back)."""
     out = []
     for conversation in plan(seed, per_half):

@@ -152,3 +152,24 @@ def test_the_size_bonus_counts_seconds_of_speech_when_weighted(weights: np.ndarr
     unit = np.stack([DIRECTIONS[0], 0.5 * DIRECTIONS[0] + np.sqrt(0.75) * DIRECTIONS[1]])
     clusters = merge(unit, np.array([0, 1]), np.zeros((2, 2), bool), 1, 0.65, 0.6, weights=weights)
     assert len(set(clusters)) == speakers
+
+
+def test_long_recordings_cluster_their_longest_turns_and_give_every_turn_a_speaker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import affectflow.tasks.speech.turn_clustering as turn_clustering
+
+    monkeypatch.setattr(turn_clustering, "MAX_UNITS", 4)  # n × n similarities: at most 4 units at once here
+    sizes = []
+
+    def merge(unit: np.ndarray, *args: object, **kwargs: object) -> np.ndarray:
+        sizes.append(len(unit))
+        return original(unit, *args, **kwargs)  # type: ignore[arg-type]
+
+    original = turn_clustering.merge
+    monkeypatch.setattr(turn_clustering, "merge", merge)
+    spans = [(1 + k % 2, 3.0 * k, 3.0 * k + (2.5 if k < 4 else 1.0)) for k in range(10)]  # two voices alternating
+    turns = [SpeakerTurn("SPEAKER_00", start, end) for _, start, end in spans]
+    out = TurnReclustering(VoiceTags(), CALIBRATION)(audio_of(spans, 31.0), turns)
+    assert len(out) == 10 and [t.speaker for t in out] == ["SPEAKER_00", "SPEAKER_01"] * 5
+    assert sizes and max(sizes) == 4  # the four longest turns were clustered, the six short ones assigned

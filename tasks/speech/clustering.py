@@ -96,21 +96,25 @@ class ResemblyzerEmbedding(Model):
     def embed_speeches(self, speeches: list[np.ndarray]) -> np.ndarray:
         """One d-vector per stretch of speech, from all its partials ``TURN_PARTIAL_HOP`` apart:
         [(num_samples,) float32 at 16 kHz] → (n, 256) unit norm. Each must be :meth:`embeddable`."""
-        partials = [self.partials(s, TURN_PARTIAL_HOP, None) for s in speeches]
-        if not partials:
+        means: list[np.ndarray] = []
+        group: list[np.ndarray] = []  # partials of the speeches not yet encoded: memory stays bounded on long videos
+        for k, speech in enumerate(speeches):
+            group.append(self.partials(speech, TURN_PARTIAL_HOP, None))
+            if sum(len(p) for p in group) >= ENCODER_BATCH or k == len(speeches) - 1:
+                means += self.mean_embeddings(group)
+                group = []
+        if not means:
             return np.zeros((0, self.dimension), np.float32)
-        stacked = np.concatenate(partials)  # (total_partials, 160, 40)
+        stacked = np.stack(means)
+        return stacked / np.linalg.norm(stacked, axis=1, keepdims=True)
+
+    def mean_embeddings(self, partials: list[np.ndarray]) -> list[np.ndarray]:
+        """The mean GE2E embedding of each speech's partials: [(m, 160, 40)] → [(256,)], one forward pass."""
         device = next(self.encoder.parameters()).device
         with torch.inference_mode():
-            embedded = np.concatenate(
-                [
-                    self.encoder(torch.from_numpy(stacked[i : i + ENCODER_BATCH]).to(device)).cpu().numpy()
-                    for i in range(0, len(stacked), ENCODER_BATCH)
-                ]
-            )
+            embedded = self.encoder(torch.from_numpy(np.concatenate(partials)).to(device)).cpu().numpy()
         ends = np.cumsum([len(p) for p in partials])
-        means = np.stack([part.mean(0) for part in np.split(embedded, ends[:-1])])
-        return means / np.linalg.norm(means, axis=1, keepdims=True)
+        return [part.mean(0) for part in np.split(embedded, ends[:-1])]
 
     @staticmethod
     def partials(speech: np.ndarray, hop: int = PARTIAL_HOP, limit: int | None = MAX_PARTIALS) -> np.ndarray:

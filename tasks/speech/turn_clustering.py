@@ -27,11 +27,12 @@ from typing import Protocol
 import numpy as np
 
 from affectflow.tasks.records import SpeakerTurn
-from affectflow.tasks.speech.agglomeration import Calibration, absorb_small, merge
+from affectflow.tasks.speech.agglomeration import Calibration, absorb_small, merge, unit_centroids
 
 SAMPLE_RATE = 16000
 MIN_UNIT_S = 0.4  # s of a turn's own speech that make a unit: shorter stretches are too short to embed
 MIN_OVERLAP_S = 0.05  # s two turns of different first-pass speakers must share to be cannot-linked
+MAX_UNITS = 1500  # units clustered at once (similarities are n × n); a longer recording's shorter turns are assigned
 TURN_CALIBRATION = Path(__file__).with_name("ge2e_turn_calibration.npz")  # bench_diarization.py --calibrate
 
 
@@ -119,6 +120,10 @@ def cluster_units(
     centred = embeddings - calibration.centre
     unit = centred / np.linalg.norm(centred, axis=1, keepdims=True)
     seconds = np.array([u.seconds for u in units])
+    if len(units) > MAX_UNITS:  # n × n similarities: cluster the longest turns, give the rest their nearest speaker
+        longest = np.sort(np.argsort(-seconds, kind="stable")[:MAX_UNITS])
+        chosen = cluster_units(embeddings[longest], [units[i] for i in longest], turns, calibration, min_k, max_k)
+        return np.argmax(unit @ unit_centroids(unit[longest], chosen, seconds[longest]).T, axis=1)
     cannot = cannot_links(units, turns)
     singletons = np.arange(len(units))
     c = calibration
@@ -145,9 +150,12 @@ def relabel(turns: list[SpeakerTurn], units: list[TurnUnit], labels: np.ndarray)
         if mine.any():
             by_first_pass[speaker] = int(np.argmax(np.bincount(labels[mine], weights=seconds[mine])))
     middles = np.array([(u.start + u.end) / 2 for u in units])
+    of_turn: dict[int, list[tuple[TurnUnit, int]]] = {}
+    for u, label in zip(units, labels, strict=True):
+        of_turn.setdefault(u.turn, []).append((u, int(label)))
     pieces: list[tuple[int, float, float]] = []
     for index, turn in enumerate(turns):
-        own = [(u, int(label)) for u, label in zip(units, labels, strict=True) if u.turn == index]
+        own = of_turn.get(index, [])
         if not own:
             fallback = by_first_pass.get(turn.speaker)
             if fallback is None:  # the nearest unit in time whose speaker is not talking over this turn

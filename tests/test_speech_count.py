@@ -1,4 +1,4 @@
-"""The default diarizer counts speakers right on voices its calibration never saw (issue 22).
+"""The constrained diarizer counts speakers right on voices its calibration never saw (issue 22).
 
 A few conversations of the benchmark's held-out half (tasks/synth/conversations.py: no
 voice of that half is among the tuning voices the clustering was calibrated on), one to

@@ -24,7 +24,7 @@ class Calibration:
     (:func:`merge`). ``min_cluster_size``: embeddings a cluster needs to count as a speaker
     (for the turn calibration: seconds of speech).
     ``cannot_tolerance``: cannot-linked pairs two clusters may have, per embedding of the
-    smaller one, and still merge (0: none). Written by ``benchmarks/bench_diarization.py --calibrate``.
+    smaller one, and still merge (0: none). Written by ``benchmarks/bench_diarization.py --calibrate windows|turns``.
     """
 
     centre: np.ndarray

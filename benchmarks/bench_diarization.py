@@ -184,20 +184,18 @@ def calibrate_turns(tuning: list[DialogueTruth]) -> None:
     """Write TURN_CALIBRATION from the tuning conversations' first-pass turns (see the module docstring)."""
     from affectflow.tasks.media.audio import read_wav
     from affectflow.tasks.speech.agglomeration import Calibration
-    from affectflow.tasks.speech.turn_clustering import TURN_CALIBRATION, clip, cluster_units, turn_units
+    from affectflow.tasks.speech.turn_clustering import TURN_CALIBRATION, cluster_units
 
     pipeline = load_pipeline("constrained", None, "cpu")
     second_pass, pipeline.turn_reclustering = pipeline.turn_reclustering, None  # record the first pass's turns
-    embedder = second_pass.embedder
     recorded = []  # per conversation: (n, 256) turn embeddings, units, first-pass turns
     try:
         for truth in tuning:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 turns = diarize(truth.wav, DiarizeConfig(backend="constrained", device="cpu")).turns
-            audio = read_wav(truth.wav)
-            units = [u for u in turn_units(turns) if embedder.embeddable(clip(audio, u))]
-            recorded.append((embedder.embed_speeches([clip(audio, u) for u in units]), units, turns))
+            units, embeddings = second_pass.embed(read_wav(truth.wav), turns)
+            recorded.append((embeddings, units, turns))
     finally:
         pipeline.turn_reclustering = second_pass
     truths = [len(truth.speakers) for truth in tuning]

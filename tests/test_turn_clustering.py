@@ -162,12 +162,12 @@ def test_long_recordings_cluster_their_longest_turns_and_give_every_turn_a_speak
     monkeypatch.setattr(turn_clustering, "MAX_UNITS", 4)  # n × n similarities: at most 4 units at once here
     sizes = []
 
-    def merge(unit: np.ndarray, *args: object, **kwargs: object) -> np.ndarray:
+    def cluster_calibrated(unit: np.ndarray, *args: object, **kwargs: object) -> np.ndarray:
         sizes.append(len(unit))
         return original(unit, *args, **kwargs)  # type: ignore[arg-type]
 
-    original = turn_clustering.merge
-    monkeypatch.setattr(turn_clustering, "merge", merge)
+    original = turn_clustering.cluster_calibrated
+    monkeypatch.setattr(turn_clustering, "cluster_calibrated", cluster_calibrated)
     spans = [(1 + k % 2, 3.0 * k, 3.0 * k + (2.5 if k < 4 else 1.0)) for k in range(10)]  # two voices alternating
     turns = [SpeakerTurn("SPEAKER_00", start, end) for _, start, end in spans]
     out = TurnReclustering(VoiceTags(), CALIBRATION)(audio_of(spans, 31.0), turns)

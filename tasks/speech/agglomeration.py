@@ -111,6 +111,32 @@ def merge(
     return np.unique(owner[clusters], return_inverse=True)[1]
 
 
+def cluster_calibrated(
+    unit: np.ndarray,
+    cannot: np.ndarray,
+    calibration: Calibration,
+    min_k: int,
+    max_k: int,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """Clusters (n,) of (n, 256) unit embeddings as calibrated, within the bounds ``min_k``–``max_k``.
+
+    Merge from singletons while the calibrated score allows (:func:`merge`), give clusters
+    under ``min_cluster_size`` to their nearest (:func:`absorb_small`), then enforce the bounds:
+    a maximum the user gave outranks the cannot-links; under the minimum, merge only down to it.
+    ``cannot`` (n, n) bool; ``weights`` (n,) as in :func:`merge`.
+    """
+    c = calibration
+    singletons = np.arange(len(unit))
+    clusters = merge(unit, singletons, cannot, min_k, c.threshold, c.size_bonus, c.cannot_tolerance, weights)
+    clusters = absorb_small(unit, clusters, c.min_cluster_size, min_k, weights)
+    if clusters.max() + 1 > max_k:
+        clusters = merge(unit, clusters, np.zeros_like(cannot), max_k, -np.inf, c.size_bonus, weights=weights)
+    if clusters.max() + 1 < min_k:
+        clusters = merge(unit, singletons, cannot, min_k, -np.inf, c.size_bonus, c.cannot_tolerance, weights)
+    return clusters
+
+
 def absorb_small(
     unit: np.ndarray, clusters: np.ndarray, min_size: float, keep: int, weights: np.ndarray | None = None
 ) -> np.ndarray:

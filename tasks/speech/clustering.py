@@ -28,7 +28,7 @@ from resemblyzer.hparams import audio_norm_target_dBFS, model_embedding_size, pa
 from scipy.sparse.csgraph import laplacian
 from sklearn.cluster import SpectralClustering
 
-from affectflow.tasks.speech.agglomeration import Calibration, absorb_small, merge, unit_centroids
+from affectflow.tasks.speech.agglomeration import Calibration, cluster_calibrated, unit_centroids
 
 MAX_CLUSTERED = 1500  # embeddings clustered at once (≈ 20 min of speech); similarities are n × n
 MIN_SPEECH_S = 0.1  # less masked speech than this gives no embedding (NaN)
@@ -193,15 +193,7 @@ class ConstrainedClustering(BaseClustering):
 
     def cluster_unit(self, unit: np.ndarray, chunks: np.ndarray, min_k: int, max_k: int) -> np.ndarray:
         cannot = chunks[:, None] == chunks[None]  # (n, n): same window, different local speakers
-        singletons = np.arange(len(unit))
-        c = self.calibration
-        clusters = merge(unit, singletons, cannot, min_k, c.threshold, c.size_bonus, c.cannot_tolerance)
-        clusters = absorb_small(unit, clusters, c.min_cluster_size, min_k)
-        if clusters.max() + 1 > max_k:  # a bound the user gave outranks the segmentation's cannot-links
-            clusters = merge(unit, clusters, np.zeros_like(cannot), max_k, -np.inf, c.size_bonus)
-        if clusters.max() + 1 < min_k:  # the threshold (or absorption) went below the bound: merge to it
-            clusters = merge(unit, singletons, cannot, min_k, -np.inf, c.size_bonus, c.cannot_tolerance)
-        return clusters
+        return cluster_calibrated(unit, cannot, self.calibration, min_k, max_k)
 
 
 class EigengapClustering(BaseClustering):

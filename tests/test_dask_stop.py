@@ -94,11 +94,13 @@ def test_the_stage_progress_of_a_video_on_the_worker_reaches_the_runs_bar(schedu
 
     clips = tmp_path / "clips"
     clips.mkdir()
-    make_testsrc_video(clips / "clip.mp4", seconds=60.0, audio=False)  # 1500 frames: ~10 s of faces
+    # 3000 frames. With 1500 the whole video took 5.7 s in one CI run and the bar showed one value
+    # only: the worker's publish, the relay's poll and the bar's refresh each sample about once a second
+    make_testsrc_video(clips / "clip.mp4", seconds=120.0, audio=False)
     env = {**os.environ, "AFFECTFLOW_PROGRESS": "always"}  # the bar on a pipe too
     done = subprocess.run(
         _run(clips, tmp_path / "out", scheduler), capture_output=True, text=True, env=env, timeout=300
     )
     assert done.returncode == 0, done.stderr
-    counts = [int(n) for n in re.findall(r"clip\.mp4: faces (\d+)/1500", done.stderr)]
+    counts = [int(n) for n in re.findall(r"clip\.mp4: faces (\d+)/3000", done.stderr)]
     assert len(set(counts)) >= 2 and max(counts) > min(counts), done.stderr[-3000:]  # it moved while it ran
